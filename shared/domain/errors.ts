@@ -93,7 +93,12 @@ export class TaskLeaseLostError extends AgentryError {
  */
 export class NonRetryableError extends AgentryError {
   constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
-    super(message, { code: options.code ?? "non_retryable", statusCode: 500, expose: true, cause: options.cause });
+    super(message, {
+      code: options.code ?? "non_retryable",
+      statusCode: 500,
+      expose: true,
+      cause: options.cause,
+    });
     this.name = "NonRetryableError";
   }
 }

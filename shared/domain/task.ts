@@ -22,11 +22,16 @@ const identifier = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "must start with a letter or digit and use only A-Z a-z 0-9 . _ : -");
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
+    "must start with a letter or digit and use only A-Z a-z 0-9 . _ : -",
+  );
 
-export const MetadataSchema = z.record(z.string().max(128), z.string().max(1024)).refine((m) => Object.keys(m).length <= 32, {
-  message: "at most 32 metadata entries",
-});
+export const MetadataSchema = z
+  .record(z.string().max(128), z.string().max(1024))
+  .refine((m) => Object.keys(m).length <= 32, {
+    message: "at most 32 metadata entries",
+  });
 
 /** What a client submits: one unit of work for one worker. (WorkerTask in the original design.) */
 export const TaskInputSchema = z.strictObject({

@@ -56,7 +56,14 @@ export interface TaskPage {
   readonly nextCursor?: string;
 }
 
-/** Events that were committed with a write and not yet confirmed as published. */
+/**
+ * Events that were committed with a write and not yet confirmed as published. The entry id is
+ * `<taskId>#<version>`, with the version the write produced, so the writer knows it without a read.
+ */
+export function outboxEntryId(taskId: string, version: number): string {
+  return `${taskId}#${version}`;
+}
+
 export interface OutboxEntry {
   readonly id: string;
   readonly createdAt: string;

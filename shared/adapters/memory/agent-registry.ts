@@ -1,0 +1,61 @@
+import { type AgentInfo, type AgentStatus, agentHasCapability } from "#shared/domain/agent";
+import type { AgentQuery, AgentRegistry } from "#shared/ports/agent-registry";
+
+/**
+ * The embedded agent registry.
+ *
+ * @example
+ * const registry = new MemoryAgentRegistry();
+ * await registry.register(agent);
+ */
+export class MemoryAgentRegistry implements AgentRegistry {
+  private readonly agents = new Map<string, AgentInfo>();
+
+  async register(agent: AgentInfo): Promise<AgentInfo> {
+    const existing = this.agents.get(agent.agentId);
+    const stored = { ...structuredClone(agent), registeredAt: existing?.registeredAt ?? agent.registeredAt };
+    this.agents.set(agent.agentId, stored);
+    return structuredClone(stored);
+  }
+
+  async get(agentId: string): Promise<AgentInfo | undefined> {
+    const agent = this.agents.get(agentId);
+    return agent === undefined ? undefined : structuredClone(agent);
+  }
+
+  async list(query: AgentQuery): Promise<readonly AgentInfo[]> {
+    return [...this.agents.values()]
+      .filter(
+        (a) =>
+          (query.capability === undefined || agentHasCapability(a, query.capability)) &&
+          (query.agentType === undefined || a.agentType === query.agentType) &&
+          (query.status === undefined || a.status === query.status),
+      )
+      .sort((a, b) => (a.agentId < b.agentId ? -1 : 1))
+      .map((a) => structuredClone(a));
+  }
+
+  async updateStatus(agentId: string, status: AgentStatus): Promise<AgentInfo | undefined> {
+    return this.update(agentId, (a) => ({ ...a, status }));
+  }
+
+  async heartbeat(agentId: string, at: string): Promise<AgentInfo | undefined> {
+    return this.update(agentId, (a) => ({ ...a, lastHeartbeat: at }));
+  }
+
+  async adjustTaskCount(agentId: string, delta: number): Promise<void> {
+    await this.update(agentId, (a) => ({ ...a, currentTaskCount: Math.max(0, a.currentTaskCount + delta) }));
+  }
+
+  async unregister(agentId: string): Promise<boolean> {
+    return this.agents.delete(agentId);
+  }
+
+  private update(agentId: string, change: (agent: AgentInfo) => AgentInfo): AgentInfo | undefined {
+    const agent = this.agents.get(agentId);
+    if (!agent) return undefined;
+    const next = change(agent);
+    this.agents.set(agentId, next);
+    return structuredClone(next);
+  }
+}

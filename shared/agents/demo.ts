@@ -1,0 +1,83 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
+import { ValidationError } from "#shared/domain/errors";
+import { defineWorker, NonRetryableError } from "#shared/worker/define-worker";
+
+/**
+ * The demo agents: deterministic, no LLM. They serve the quick start, the tests and the examples,
+ * and show the three things a handler usually does: validate its input, honour the AbortSignal,
+ * and throw (retryable or not) to fail.
+ */
+
+function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    // Bad input will not get better on a retry.
+    throw new NonRetryableError(
+      `invalid input: ${parsed.error.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; ")}`,
+      { code: "invalid_input", cause: new ValidationError("invalid input") },
+    );
+  }
+  return parsed.data;
+}
+
+/** Sentences end at ., ! or ? followed by whitespace or the end of the text. */
+export function splitSentences(text: string): string[] {
+  return (text.match(/[^.!?]+(?:[.!?]+|$)/g) ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+export function analyzeText(text: string): { words: number; characters: number; sentences: number } {
+  return {
+    words: text.split(/\s+/).filter((token) => token.length > 0).length,
+    characters: text.length,
+    sentences: splitSentences(text).length,
+  };
+}
+
+export const textAnalysisWorker = defineWorker({
+  agentType: "text-analyzer",
+  capabilities: ["text-analysis"],
+  maxConcurrentTasks: 8,
+  handlers: {
+    analyze_text: (input) => analyzeText(parseInput(z.object({ text: z.string() }), input).text),
+  },
+});
+
+export const summarizationWorker = defineWorker({
+  agentType: "summarizer",
+  capabilities: ["summarization"],
+  maxConcurrentTasks: 8,
+  handlers: {
+    summarize: (input) => {
+      const { text, maxSentences } = parseInput(
+        z.object({ text: z.string(), maxSentences: z.int().min(1).default(1) }),
+        input,
+      );
+      return { summary: splitSentences(text).slice(0, maxSentences).join(" ") };
+    },
+  },
+});
+
+export const diagnosticsWorker = defineWorker({
+  agentType: "diagnostics",
+  capabilities: ["diagnostics"],
+  maxConcurrentTasks: 8,
+  handlers: {
+    echo: async (input, ctx) => {
+      const { value, delayMs, failAttempts } = parseInput(
+        z.object({
+          value: z.json(),
+          delayMs: z.int().min(0).max(900_000).default(0),
+          failAttempts: z.int().min(0).default(0),
+        }),
+        input,
+      );
+      if (delayMs > 0) await sleep(delayMs, undefined, { signal: ctx.signal });
+      if (ctx.attempt <= failAttempts)
+        throw new Error(`echo: failing attempt ${ctx.attempt} of ${failAttempts} on purpose`);
+      return { value, attempt: ctx.attempt };
+    },
+  },
+});
+
+export const demoWorkers = [textAnalysisWorker, summarizationWorker, diagnosticsWorker] as const;

@@ -1,0 +1,510 @@
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import type { PlatformConfig } from "#shared/config/platform";
+import { NonRetryableError } from "#shared/domain/errors";
+import { DetailType } from "#shared/domain/events";
+import { isTerminal } from "#shared/domain/lifecycle";
+import { Counter, type CounterDeltas } from "#shared/domain/statistics";
+import {
+  jsonByteLength,
+  MAX_PAYLOAD_BYTES,
+  type Task,
+  type TaskError,
+  type TaskStatus,
+} from "#shared/domain/task";
+import { type Clock, systemClock } from "#shared/ports/clock";
+import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
+import type { TaskPatch, TaskStore } from "#shared/ports/task-store";
+import { retryDelaySeconds } from "./backoff.ts";
+import type { CommittedEvents, EventRelay } from "./event-relay.ts";
+import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
+
+export interface WorkerLogger {
+  debug(message: string, extra?: Record<string, unknown>): void;
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+/** What a task handler gets besides its input. */
+export interface TaskContext {
+  readonly taskId: string;
+  readonly taskType: string;
+  /** 1 on the first attempt. */
+  readonly attempt: number;
+  /** Fires when the task is canceled, times out, or this worker lost its lease. `reason` says which. */
+  readonly signal: AbortSignal;
+  readonly logger: WorkerLogger;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Extends this worker's lease on the task (and its message); throws if the lease is lost. */
+  heartbeat(): Promise<void>;
+}
+
+export type TaskHandler = (input: unknown, context: TaskContext) => Promise<unknown> | unknown;
+
+/** What to do with the delivery that carried the task. */
+export type Settlement =
+  /** Delete it: the task was handled, or there is nothing left to do for it. */
+  | { readonly kind: "ack"; readonly reason: string }
+  /** Delete it and send a new message for the next attempt after `delaySeconds`. */
+  | { readonly kind: "retry"; readonly delaySeconds: number; readonly attempt: number }
+  /** Leave it: make it visible again after `delaySeconds` (another worker holds the task now). */
+  | { readonly kind: "release"; readonly delaySeconds: number; readonly reason: string }
+  /** Move it to the dead-letter queue with a reason. */
+  | { readonly kind: "dead-letter"; readonly reason: string };
+
+export interface ProcessOptions {
+  /** Keeps the delivery invisible for `seconds` from now (called after a claim and on heartbeats). */
+  readonly extendMessageLease?: (seconds: number) => Promise<void>;
+  /** Epoch ms by which the handler must be done (a Lambda invocation's deadline). */
+  readonly deadlineMs?: number;
+}
+
+export interface DispatcherDeps {
+  readonly store: TaskStore;
+  readonly relay: EventRelay;
+  readonly config: PlatformConfig;
+  /** The agent id recorded as `workerAgentId` on the tasks this dispatcher runs. */
+  readonly agentId: string;
+  readonly logger: WorkerLogger;
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  /** How often a running task's record is read to notice a cancel request or a lost lease. */
+  readonly cancelCheckIntervalMs?: number;
+  /** Publish events at the end of a batch (`flushEvents`) rather than after each write. */
+  readonly deferEvents?: boolean;
+  /** Called when this worker starts and finishes running a task (worker-pool bookkeeping). */
+  readonly onTaskStart?: (task: Task) => Promise<void> | void;
+  readonly onTaskEnd?: (task: Task) => Promise<void> | void;
+}
+
+const MessageBodySchema = z.object({ taskId: z.string().min(1), attempt: z.int().positive() });
+const MAX_RELEASE_SECONDS = 900;
+
+class AbortReason extends Error {
+  constructor(
+    readonly kind: "canceled" | "timeout" | "lease_lost",
+    message: string,
+  ) {
+    super(message);
+    this.name = "AbortReason";
+  }
+}
+
+/**
+ * The worker runtime's core: claims the task a message points at, runs its handler with an
+ * AbortSignal and a timeout, records exactly one outcome with a write guarded by the lease, and says
+ * how to settle the message. Duplicate, late and stale deliveries end in a no-op.
+ *
+ * @example
+ * const dispatcher = new Dispatcher({ store, relay, config, agentId, logger }, { echo: async (input) => input });
+ * const settlement = await dispatcher.process(message);
+ */
+export class Dispatcher {
+  private readonly deps: DispatcherDeps;
+  private readonly handlers: Readonly<Record<string, TaskHandler>>;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly deferred: CommittedEvents[] = [];
+
+  constructor(deps: DispatcherDeps, handlers: Readonly<Record<string, TaskHandler>>) {
+    this.deps = deps;
+    this.handlers = handlers;
+    this.clock = deps.clock ?? systemClock;
+    this.random = deps.random ?? Math.random;
+  }
+
+  async process(message: ReceivedTaskMessage, options: ProcessOptions = {}): Promise<Settlement> {
+    const parsed = parseBody(message.body);
+    if (!parsed.success) return { kind: "dead-letter", reason: `malformed task message: ${parsed.error}` };
+    let task = await this.deps.store.get(parsed.data.taskId);
+    if (!task) return { kind: "dead-letter", reason: `unknown task ${parsed.data.taskId}` };
+
+    // A lost race hands back the current task; decide again on it, a bounded number of times.
+    for (let round = 0; round < 4; round++) {
+      const next = await this.step(task, options);
+      if ("settlement" in next) return next.settlement;
+      task = next.current;
+      if (!task) return { kind: "ack", reason: "task disappeared" };
+    }
+    return { kind: "release", delaySeconds: 1 + Math.floor(this.random() * 5), reason: "contended task" };
+  }
+
+  /** Publishes the events of every write since the last flush (with `deferEvents`). */
+  async flushEvents(): Promise<void> {
+    const batch = this.deferred.splice(0);
+    await this.deps.relay.publish(batch);
+  }
+
+  private async step(
+    task: Task,
+    options: ProcessOptions,
+  ): Promise<{ settlement: Settlement } | { current: Task | undefined }> {
+    const now = this.clock.now();
+    if (isTerminal(task.status))
+      return { settlement: { kind: "ack", reason: `task already ${task.status}` } };
+    if (task.status === "input-required") return { settlement: { kind: "ack", reason: "task awaits input" } };
+
+    const leaseActive =
+      task.status === "working" &&
+      task.leaseExpiresAt !== undefined &&
+      Date.parse(task.leaseExpiresAt) > now.getTime();
+    if (leaseActive) {
+      const waitMs = Date.parse(task.leaseExpiresAt ?? "") - now.getTime();
+      const delaySeconds = Math.min(MAX_RELEASE_SECONDS, Math.ceil(waitMs / 1000) + 1);
+      return { settlement: { kind: "release", delaySeconds, reason: "another worker holds the task" } };
+    }
+
+    if (task.status === "working") {
+      // The previous holder's lease ran out: it crashed or stalled. Cancel it, fail it, or take it over.
+      if (task.cancelRequested) return this.finish(task, "canceled", {}, { expired: true });
+      if (task.attempts >= task.maxAttempts) {
+        return this.finish(
+          task,
+          "failed",
+          { error: { code: "timeout", message: `lease expired on the last attempt (${task.attempts})` } },
+          { expired: true, deadLetterReason: "attempts exhausted: lease expired" },
+        );
+      }
+    }
+
+    const handler = this.handlers[task.taskType];
+    if (!handler) {
+      return this.finish(
+        task,
+        "failed",
+        {
+          error: {
+            code: "no_handler",
+            message: `no handler for task type "${task.taskType}" on this worker`,
+          },
+        },
+        { expired: task.status === "working" },
+      );
+    }
+
+    const claimed = await this.claim(task, now);
+    if (!claimed.ok) return { current: claimed.current };
+    return { settlement: await this.run(claimed.task, handler, options) };
+  }
+
+  private async claim(task: Task, now: Date) {
+    const timeoutSeconds = this.timeoutSeconds(task);
+    const write = {
+      to: "working" as const,
+      patch: {
+        attempts: task.attempts + 1,
+        leaseToken: randomUUID(),
+        leaseExpiresAt: new Date(
+          now.getTime() + (timeoutSeconds + this.deps.config.leaseGraceSeconds) * 1000,
+        ).toISOString(),
+        workerAgentId: this.deps.agentId,
+        startedAt: task.startedAt ?? now.toISOString(),
+        updatedAt: now.toISOString(),
+      },
+    };
+    const events = [lifecycleEvent(afterWrite(task, write))];
+    const outcome = await this.deps.store.transition({
+      taskId: task.taskId,
+      from: [task.status],
+      expectedVersion: task.version,
+      ...(task.status === "working" ? { leaseExpiredBefore: now.toISOString() } : {}),
+      ...write,
+      counters: statusCounters(task.status, "working"),
+      events,
+    });
+    if (outcome.ok) await this.committed(outcome.task, events);
+    return outcome;
+  }
+
+  private async run(task: Task, handler: TaskHandler, options: ProcessOptions): Promise<Settlement> {
+    const leaseToken = task.leaseToken ?? "";
+    const timeoutSeconds = this.timeoutSeconds(task);
+    const leaseSeconds = timeoutSeconds + this.deps.config.leaseGraceSeconds;
+    const controller = new AbortController();
+    const abort = (reason: AbortReason) => {
+      if (!controller.signal.aborted) controller.abort(reason);
+    };
+    const logger = this.deps.logger;
+    await options
+      .extendMessageLease?.(leaseSeconds)
+      .catch((error: unknown) =>
+        logger.warn("could not extend the message lease", { taskId: task.taskId, error: String(error) }),
+      );
+
+    const startedMs = this.clock.now().getTime();
+    let budgetMs = timeoutSeconds * 1000;
+    if (options.deadlineMs !== undefined)
+      budgetMs = Math.min(budgetMs, options.deadlineMs - startedMs - 1_000);
+    const timer = setTimeout(
+      () => abort(new AbortReason("timeout", `task timed out after ${Math.round(budgetMs / 1000)} s`)),
+      Math.max(0, budgetMs),
+    );
+    const checkLease = async (extend: boolean) => {
+      const current = extend
+        ? await this.extendLease(task, leaseToken, leaseSeconds)
+        : await this.deps.store.get(task.taskId);
+      if (current?.status !== "working" || current.leaseToken !== leaseToken) {
+        abort(new AbortReason("lease_lost", "this worker no longer holds the task"));
+      } else if (current.cancelRequested) {
+        abort(new AbortReason("canceled", "the task was canceled"));
+      }
+    };
+    const watcher = setInterval(
+      () =>
+        void checkLease(false).catch((error: unknown) =>
+          logger.warn("cancel check failed", { error: String(error) }),
+        ),
+      this.deps.cancelCheckIntervalMs ?? 1_000,
+    );
+
+    const context: TaskContext = {
+      taskId: task.taskId,
+      taskType: task.taskType,
+      attempt: task.attempts,
+      signal: controller.signal,
+      logger,
+      metadata: task.metadata,
+      heartbeat: async () => {
+        await checkLease(true);
+        await options.extendMessageLease?.(leaseSeconds);
+        if (
+          controller.signal.reason instanceof AbortReason &&
+          controller.signal.reason.kind === "lease_lost"
+        ) {
+          throw controller.signal.reason;
+        }
+      },
+    };
+
+    await this.deps.onTaskStart?.(task);
+    let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
+    try {
+      outcome = {
+        ok: true,
+        output: await untilAborted(
+          Promise.resolve().then(() => handler(task.input, context)),
+          controller.signal,
+        ),
+      };
+    } catch (error) {
+      outcome = { ok: false, error: controller.signal.aborted ? controller.signal.reason : error };
+    } finally {
+      clearTimeout(timer);
+      clearInterval(watcher);
+    }
+    const executionTimeMs = this.clock.now().getTime() - startedMs;
+    try {
+      return await this.record(task, leaseToken, outcome, executionTimeMs);
+    } finally {
+      await this.deps.onTaskEnd?.(task);
+    }
+  }
+
+  private async record(
+    task: Task,
+    leaseToken: string,
+    outcome: { ok: true; output: unknown } | { ok: false; error: unknown },
+    executionTimeMs: number,
+  ): Promise<Settlement> {
+    if (outcome.ok) {
+      const bytes = jsonByteLength(outcome.output);
+      if (bytes > MAX_PAYLOAD_BYTES) {
+        return this.settleFinish(
+          await this.finish(
+            task,
+            "failed",
+            {
+              error: {
+                code: "output_too_large",
+                message: `output is ${bytes} bytes; the limit is ${MAX_PAYLOAD_BYTES}`,
+              },
+              result: { success: false, errorMessage: "output too large", executionTimeMs },
+            },
+            { leaseToken },
+          ),
+        );
+      }
+      return this.settleFinish(
+        await this.finish(
+          task,
+          "completed",
+          { result: { success: true, output: (outcome.output ?? null) as Task["input"], executionTimeMs } },
+          { leaseToken, executionTimeMs },
+        ),
+      );
+    }
+
+    const error = outcome.error;
+    if (error instanceof AbortReason && error.kind === "lease_lost") {
+      return { kind: "ack", reason: "lease lost; the current holder records the outcome" };
+    }
+    if (error instanceof AbortReason && error.kind === "canceled") {
+      return this.settleFinish(await this.finish(task, "canceled", {}, { leaseToken }));
+    }
+    const taskError: TaskError =
+      error instanceof AbortReason
+        ? { code: "timeout", message: error.message }
+        : {
+            code: error instanceof NonRetryableError ? error.code : "handler_error",
+            message: errorMessage(error),
+          };
+    const retryable = !(error instanceof NonRetryableError);
+
+    if (retryable && task.attempts < task.maxAttempts) {
+      const write = {
+        to: "submitted" as const,
+        patch: { error: taskError, updatedAt: this.clock.now().toISOString() },
+        remove: ["leaseToken", "leaseExpiresAt"] as (keyof Task)[],
+      };
+      const events = [lifecycleEvent(afterWrite(task, write), DetailType.TaskRetrying)];
+      const retried = await this.deps.store.transition({
+        taskId: task.taskId,
+        from: ["working"],
+        leaseToken,
+        ...write,
+        counters: statusCounters("working", "submitted"),
+        events,
+      });
+      if (!retried.ok) return { kind: "ack", reason: "lease lost before the retry was recorded" };
+      await this.committed(retried.task, events);
+      this.deps.logger.warn("task attempt failed; retrying", {
+        taskId: task.taskId,
+        attempt: task.attempts,
+        error: taskError,
+      });
+      return {
+        kind: "retry",
+        attempt: task.attempts + 1,
+        delaySeconds: retryDelaySeconds(this.deps.config.retry, task.attempts, this.random),
+      };
+    }
+
+    const finished = await this.finish(
+      task,
+      "failed",
+      { error: taskError, result: { success: false, errorMessage: taskError.message, executionTimeMs } },
+      {
+        leaseToken,
+        executionTimeMs,
+        ...(retryable
+          ? { deadLetterReason: `attempts exhausted (${task.attempts}): ${taskError.message}` }
+          : {}),
+      },
+    );
+    return this.settleFinish(finished);
+  }
+
+  /** Writes a terminal status; the guard is the caller's lease, or (for an expired lease) the version. */
+  private async finish(
+    task: Task,
+    to: Extract<TaskStatus, "completed" | "failed" | "canceled">,
+    fields: TaskPatch,
+    how: { leaseToken?: string; expired?: boolean; executionTimeMs?: number; deadLetterReason?: string },
+  ): Promise<{ settlement: Settlement } | { current: Task | undefined }> {
+    const now = this.clock.now().toISOString();
+    const agentId = task.workerAgentId ?? this.deps.agentId;
+    const write = {
+      to,
+      patch: {
+        ...fields,
+        completedAt: now,
+        updatedAt: now,
+        expiresAt: Math.floor(Date.parse(now) / 1000) + this.deps.config.finishedTaskRetentionDays * 86_400,
+      },
+      remove: ["leaseToken", "leaseExpiresAt"] as (keyof Task)[],
+    };
+    const counters: CounterDeltas[] = [statusCounters(task.status, to)];
+    if (task.status === "working") counters.push({ [Counter.agent(agentId)]: 1 });
+    if (how.executionTimeMs !== undefined) {
+      counters.push({ [Counter.execMsTotal]: how.executionTimeMs, [Counter.execCount]: 1 });
+    }
+    const events = [lifecycleEvent(afterWrite(task, write))];
+    const outcome = await this.deps.store.transition({
+      taskId: task.taskId,
+      from: [task.status],
+      ...(how.leaseToken !== undefined ? { leaseToken: how.leaseToken } : { expectedVersion: task.version }),
+      ...(how.expired ? { leaseExpiredBefore: now } : {}),
+      ...write,
+      counters: mergeCounters(...counters),
+      events,
+    });
+    if (!outcome.ok) {
+      if (how.leaseToken !== undefined) {
+        return { settlement: { kind: "ack", reason: "lease lost; the result was refused" } };
+      }
+      return { current: outcome.current };
+    }
+    await this.committed(outcome.task, events);
+    if (how.deadLetterReason !== undefined) {
+      return { settlement: { kind: "dead-letter", reason: how.deadLetterReason } };
+    }
+    return { settlement: { kind: "ack", reason: `task ${to}` } };
+  }
+
+  private settleFinish(result: { settlement: Settlement } | { current: Task | undefined }): Settlement {
+    return "settlement" in result ? result.settlement : { kind: "ack", reason: "task changed meanwhile" };
+  }
+
+  private async extendLease(task: Task, leaseToken: string, leaseSeconds: number): Promise<Task | undefined> {
+    const outcome = await this.deps.store.transition({
+      taskId: task.taskId,
+      from: ["working"],
+      leaseToken,
+      patch: { leaseExpiresAt: new Date(this.clock.now().getTime() + leaseSeconds * 1000).toISOString() },
+    });
+    return outcome.ok ? outcome.task : outcome.current;
+  }
+
+  private async committed(task: Task, events: CommittedEvents["events"]): Promise<void> {
+    const entry: CommittedEvents = { taskId: task.taskId, version: task.version, events };
+    if (this.deps.deferEvents) this.deferred.push(entry);
+    else await this.deps.relay.publish([entry]);
+  }
+
+  private timeoutSeconds(task: Task): number {
+    return task.timeoutSeconds ?? this.deps.config.defaultTimeoutSeconds;
+  }
+}
+
+function parseBody(
+  body: string,
+): { success: true; data: { taskId: string } } | { success: false; error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { success: false, error: "body is not JSON" };
+  }
+  const parsed = MessageBodySchema.safeParse(json);
+  return parsed.success
+    ? { success: true, data: parsed.data }
+    : {
+        success: false,
+        error: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+      };
+}
+
+/** Resolves with the handler's result, or rejects as soon as the signal fires (a handler may ignore it). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return typeof error === "string" ? error : "handler failed";
+}

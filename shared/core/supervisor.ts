@@ -1,0 +1,285 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { PlatformConfig } from "#shared/config/platform";
+import {
+  AlreadyTerminalError,
+  IdempotencyConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from "#shared/domain/errors";
+import { isTerminal } from "#shared/domain/lifecycle";
+import { Counter, type SupervisorStatistics, statisticsFromCounters } from "#shared/domain/statistics";
+import {
+  jsonByteLength,
+  MAX_BATCH_SIZE,
+  MAX_PAYLOAD_BYTES,
+  type SubmittedTask,
+  type Task,
+  type TaskInput,
+  type TaskStatus,
+} from "#shared/domain/task";
+import { type Clock, systemClock } from "#shared/ports/clock";
+import type { TaskQueue } from "#shared/ports/task-queue";
+import type { ListTasksQuery, TaskPage, TaskStore } from "#shared/ports/task-store";
+import type { CommittedEvents, EventRelay } from "./event-relay.ts";
+import { routeTask } from "./routing.ts";
+import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
+
+export interface SupervisorLogger {
+  warn(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface SupervisorDeps {
+  readonly store: TaskStore;
+  readonly queue: TaskQueue;
+  readonly relay: EventRelay;
+  readonly config: PlatformConfig;
+  readonly clock?: Clock;
+  readonly newId?: () => string;
+  readonly logger?: SupervisorLogger;
+}
+
+export interface SubmitOptions {
+  /** The `Idempotency-Key` header: applies to a single-task submission only. */
+  readonly idempotencyKey?: string;
+  /** Set by jobs: the job the tasks belong to. */
+  readonly jobId?: string;
+}
+
+const MAX_LIST_LIMIT = 100;
+
+/**
+ * The supervisor's use cases: accept tasks, route them, answer status/list/cancel/statistics.
+ * Bad input is refused before anything is written; an accepted task is persisted before it is
+ * enqueued, and a task whose enqueue failed is enqueued again by the sweeper.
+ *
+ * @example
+ * const supervisor = new Supervisor({ store, queue, relay, config });
+ * const [accepted] = await supervisor.submit([{ taskType: "echo", input: { value: 1 } }]);
+ */
+export class Supervisor {
+  private readonly deps: SupervisorDeps;
+  private readonly clock: Clock;
+  private readonly newId: () => string;
+
+  constructor(deps: SupervisorDeps) {
+    this.deps = deps;
+    this.clock = deps.clock ?? systemClock;
+    this.newId = deps.newId ?? randomUUID;
+  }
+
+  async submit(inputs: readonly TaskInput[], options: SubmitOptions = {}): Promise<SubmittedTask[]> {
+    this.checkSubmission(inputs, options);
+    const now = this.clock.now().toISOString();
+    const drafts = inputs.map((input) =>
+      this.draftTask(
+        options.idempotencyKey !== undefined ? { ...input, idempotencyKey: options.idempotencyKey } : input,
+        now,
+        options.jobId,
+      ),
+    );
+
+    const outcomes = await Promise.all(
+      drafts.map((task) =>
+        this.deps.store.create({
+          task,
+          counters: mergeCounters(
+            { [Counter.submitted]: 1, [Counter.type(task.taskType)]: 1 },
+            statusCounters(undefined, task.status),
+          ),
+          events: [lifecycleEvent(task)],
+        }),
+      ),
+    );
+
+    const conflicts = outcomes.flatMap((outcome, index) => {
+      const draft = drafts[index];
+      return !outcome.created && draft && outcome.task.requestHash !== draft.requestHash ? [draft] : [];
+    });
+    if (conflicts.length > 0)
+      throw new IdempotencyConflictError(conflicts.map((t) => t.idempotencyKey).join(", "));
+
+    const created = outcomes.filter((o) => o.created).map((o) => o.task);
+    await this.enqueue(created.filter((t) => t.status === "submitted"));
+    await this.deps.relay.publish(
+      created.map(
+        (t): CommittedEvents => ({ taskId: t.taskId, version: t.version, events: [lifecycleEvent(t)] }),
+      ),
+    );
+    return outcomes.map((o) => ({ taskId: o.task.taskId, status: o.task.status }));
+  }
+
+  async get(taskId: string): Promise<Task> {
+    const task = await this.deps.store.get(taskId);
+    if (!task) throw new NotFoundError(`task ${taskId} not found`);
+    return task;
+  }
+
+  async list(query: Partial<ListTasksQuery>): Promise<TaskPage> {
+    const limit = query.limit ?? 20;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new ValidationError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`, [
+        { path: "limit", message: `got ${limit}` },
+      ]);
+    }
+    return this.deps.store.list({ ...query, limit });
+  }
+
+  /**
+   * A submitted task is canceled at once. A working task is marked `cancelRequested`: its worker's
+   * AbortSignal fires and the worker records `canceled` (forced by the sweeper at the lease deadline).
+   */
+  async cancel(taskId: string): Promise<Task> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const task = await this.get(taskId);
+      if (isTerminal(task.status)) throw new AlreadyTerminalError(taskId, task.status);
+      const now = this.clock.now().toISOString();
+      if (task.status === "working") {
+        if (task.cancelRequested) return task;
+        const outcome = await this.deps.store.transition({
+          taskId,
+          from: ["working"],
+          expectedVersion: task.version,
+          patch: { cancelRequested: true, updatedAt: now },
+        });
+        if (outcome.ok) return outcome.task;
+        continue;
+      }
+      const write = {
+        to: "canceled" as const,
+        patch: { cancelRequested: true, updatedAt: now, completedAt: now, expiresAt: this.expiresAt() },
+      };
+      const events = [lifecycleEvent(afterWrite(task, write))];
+      const outcome = await this.deps.store.transition({
+        taskId,
+        from: [task.status],
+        expectedVersion: task.version,
+        ...write,
+        counters: statusCounters(task.status, "canceled"),
+        events,
+      });
+      if (outcome.ok) {
+        await this.deps.relay.publish([{ taskId, version: outcome.task.version, events }]);
+        return outcome.task;
+      }
+    }
+    // Five lost races in a row means the task is changing fast; the caller may simply retry.
+    throw new AlreadyTerminalError(taskId, (await this.get(taskId)).status);
+  }
+
+  async statistics(): Promise<SupervisorStatistics> {
+    return statisticsFromCounters(await this.deps.store.readCounters());
+  }
+
+  private checkSubmission(inputs: readonly TaskInput[], options: SubmitOptions): void {
+    if (inputs.length === 0)
+      throw new ValidationError("at least one task is required", [{ path: "tasks", message: "empty" }]);
+    if (inputs.length > MAX_BATCH_SIZE && options.jobId === undefined) {
+      throw new ValidationError(`at most ${MAX_BATCH_SIZE} tasks per request`, [
+        { path: "tasks", message: `got ${inputs.length}` },
+      ]);
+    }
+    if (options.idempotencyKey !== undefined && inputs.length > 1) {
+      throw new ValidationError(
+        "the Idempotency-Key header applies to a single task; set idempotencyKey per task",
+        [{ path: "Idempotency-Key", message: "not allowed with a batch" }],
+      );
+    }
+    const keys = inputs.flatMap((i) => (i.idempotencyKey === undefined ? [] : [i.idempotencyKey]));
+    if (new Set(keys).size !== keys.length) {
+      throw new ValidationError("idempotency keys must be unique within a batch", [
+        { path: "tasks", message: "duplicate idempotencyKey" },
+      ]);
+    }
+    inputs.forEach((input, index) => {
+      const bytes = jsonByteLength(input.input);
+      if (bytes > MAX_PAYLOAD_BYTES) {
+        throw new PayloadTooLargeError(
+          `task ${index} input is ${bytes} bytes; the limit is ${MAX_PAYLOAD_BYTES} bytes (256 KiB)`,
+        );
+      }
+    });
+  }
+
+  private draftTask(input: TaskInput, now: string, jobId: string | undefined): Task {
+    const route = routeTask(this.deps.config, input);
+    const status: TaskStatus = route.capability === undefined ? "rejected" : "submitted";
+    return {
+      taskId: this.newId(),
+      taskType: input.taskType,
+      status,
+      input: input.input,
+      requiredCapability: route.capability ?? input.requiredCapability ?? "",
+      ...(input.preferredAgentId !== undefined ? { preferredAgentId: input.preferredAgentId } : {}),
+      priority: input.priority ?? 0,
+      attempts: 0,
+      maxAttempts: input.maxAttempts ?? this.deps.config.retry.defaultMaxAttempts,
+      ...(input.timeoutSeconds !== undefined ? { timeoutSeconds: input.timeoutSeconds } : {}),
+      cancelRequested: false,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+      metadata: input.metadata ?? {},
+      ...(input.idempotencyKey !== undefined ? { idempotencyKey: input.idempotencyKey } : {}),
+      ...(jobId !== undefined ? { jobId } : {}),
+      requestHash: requestHash(input),
+      ...(route.capability === undefined
+        ? {
+            completedAt: now,
+            expiresAt: this.expiresAt(),
+            error: {
+              code: "no_route",
+              message: input.requiredCapability
+                ? `no capability "${input.requiredCapability}" is configured`
+                : `no capability is configured for task type "${input.taskType}"`,
+            },
+          }
+        : { queue: route.queue }),
+    };
+  }
+
+  private async enqueue(tasks: readonly Task[]): Promise<void> {
+    if (tasks.length === 0) return;
+    try {
+      const failures = await this.deps.queue.send(
+        tasks.map((t) => ({
+          queue: t.queue ?? t.requiredCapability,
+          body: { taskId: t.taskId, attempt: 1 },
+        })),
+      );
+      if (failures.length > 0) {
+        this.deps.logger?.warn("some tasks could not be enqueued; the sweeper will enqueue them", {
+          taskIds: failures.map((f) => tasks[f.index]?.taskId),
+        });
+      }
+    } catch (error) {
+      // The tasks are persisted as `submitted`; the sweeper enqueues tasks stuck there.
+      this.deps.logger?.warn("enqueue failed; the sweeper will enqueue the tasks", {
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  private expiresAt(): number {
+    return (
+      Math.floor(this.clock.now().getTime() / 1000) + this.deps.config.finishedTaskRetentionDays * 86_400
+    );
+  }
+}
+
+/** A stable hash of what a submission asks for, to tell a retry from a conflicting reuse of a key. */
+export function requestHash(input: TaskInput): string {
+  const { idempotencyKey: _key, ...rest } = input;
+  return createHash("sha256").update(stableStringify(rest)).digest("base64url");
+}
+
+function stableStringify(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,157 @@
+import type { PlatformConfig } from "#shared/config/platform";
+import { queuesForCapability } from "#shared/config/platform";
+import { DetailType } from "#shared/domain/events";
+import { Counter } from "#shared/domain/statistics";
+import type { Task } from "#shared/domain/task";
+import { type Clock, systemClock } from "#shared/ports/clock";
+import type { TaskQueue } from "#shared/ports/task-queue";
+import type { TaskStore } from "#shared/ports/task-store";
+import type { EventRelay } from "./event-relay.ts";
+import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
+
+export interface SweepReport {
+  readonly republishedEntries: number;
+  readonly expiredLeases: number;
+  readonly reenqueued: number;
+}
+
+export interface SweeperDeps {
+  readonly store: TaskStore;
+  readonly queue: TaskQueue;
+  readonly relay: EventRelay;
+  readonly config: PlatformConfig;
+  readonly clock?: Clock;
+  /** Outbox entries younger than this are left to the writer that created them. */
+  readonly outboxGraceSeconds?: number;
+  /** Most tasks looked at per status per sweep. */
+  readonly pageSize?: number;
+}
+
+/**
+ * Closes the loops events cannot: tasks whose worker's lease expired go back to the queue (or fail
+ * with `timeout` on their last attempt, or end `canceled` if a cancel was asked for), tasks stuck in
+ * `submitted` are enqueued again, and committed events that were never published are published.
+ * Every write is conditional, so a sweep racing a worker or another sweep changes nothing twice.
+ *
+ * @example
+ * const report = await new Sweeper({ store, queue, relay, config }).sweep();
+ */
+export class Sweeper {
+  private readonly deps: SweeperDeps;
+  private readonly clock: Clock;
+
+  constructor(deps: SweeperDeps) {
+    this.deps = deps;
+    this.clock = deps.clock ?? systemClock;
+  }
+
+  async sweep(): Promise<SweepReport> {
+    const now = this.clock.now();
+    const expiredLeases = await this.recoverExpiredLeases(now);
+    const reenqueued = await this.reenqueueStuck(now);
+    const grace = (this.deps.outboxGraceSeconds ?? 30) * 1000;
+    const republishedEntries = await this.deps.relay.republishPending(
+      new Date(now.getTime() - grace).toISOString(),
+    );
+    return { republishedEntries, expiredLeases, reenqueued };
+  }
+
+  private async recoverExpiredLeases(now: Date): Promise<number> {
+    const iso = now.toISOString();
+    const { items } = await this.deps.store.list({
+      status: "working",
+      updatedBefore: iso,
+      limit: this.pageSize(),
+    });
+    let recovered = 0;
+    for (const task of items) {
+      if (task.leaseExpiresAt === undefined || task.leaseExpiresAt >= iso) continue;
+      if (await this.recover(task, iso)) recovered++;
+    }
+    return recovered;
+  }
+
+  private async recover(task: Task, now: string): Promise<boolean> {
+    const retention =
+      Math.floor(Date.parse(now) / 1000) + this.deps.config.finishedTaskRetentionDays * 86_400;
+    const agentCounter = task.workerAgentId ? { [Counter.agent(task.workerAgentId)]: 1 } : {};
+    const write = task.cancelRequested
+      ? {
+          to: "canceled" as const,
+          patch: { updatedAt: now, completedAt: now, expiresAt: retention },
+          counters: agentCounter,
+        }
+      : task.attempts >= task.maxAttempts
+        ? {
+            to: "failed" as const,
+            patch: {
+              updatedAt: now,
+              completedAt: now,
+              expiresAt: retention,
+              error: { code: "timeout", message: `lease expired on the last attempt (${task.attempts})` },
+            },
+            counters: agentCounter,
+          }
+        : { to: "submitted" as const, patch: { updatedAt: now }, counters: {} };
+    const change = {
+      to: write.to,
+      patch: write.patch,
+      remove: ["leaseToken", "leaseExpiresAt"] as (keyof Task)[],
+    };
+    const events = [
+      lifecycleEvent(
+        afterWrite(task, change),
+        write.to === "submitted" ? DetailType.TaskRetrying : undefined,
+      ),
+    ];
+    const outcome = await this.deps.store.transition({
+      taskId: task.taskId,
+      from: ["working"],
+      expectedVersion: task.version,
+      leaseExpiredBefore: now,
+      ...change,
+      counters: mergeCounters(statusCounters("working", write.to), write.counters),
+      events,
+    });
+    if (!outcome.ok) return false;
+    await this.deps.relay.publish([{ taskId: task.taskId, version: outcome.task.version, events }]);
+    if (write.to === "submitted") await this.enqueue([outcome.task]);
+    return true;
+  }
+
+  private async reenqueueStuck(now: Date): Promise<number> {
+    const before = new Date(now.getTime() - this.deps.config.stuckSubmittedSeconds * 1000).toISOString();
+    const { items } = await this.deps.store.list({
+      status: "submitted",
+      updatedBefore: before,
+      limit: this.pageSize(),
+    });
+    const touched: Task[] = [];
+    for (const task of items) {
+      // Touch first, so a second sweeper racing this one does not enqueue the task again.
+      const outcome = await this.deps.store.transition({
+        taskId: task.taskId,
+        from: ["submitted"],
+        expectedVersion: task.version,
+        patch: { updatedAt: now.toISOString() },
+      });
+      if (outcome.ok) touched.push(outcome.task);
+    }
+    await this.enqueue(touched);
+    return touched.length;
+  }
+
+  private async enqueue(tasks: readonly Task[]): Promise<void> {
+    if (tasks.length === 0) return;
+    await this.deps.queue.send(
+      tasks.map((t) => ({
+        queue: t.queue ?? queuesForCapability(t.requiredCapability)[1],
+        body: { taskId: t.taskId, attempt: t.attempts + 1 },
+      })),
+    );
+  }
+
+  private pageSize(): number {
+    return this.deps.pageSize ?? 100;
+  }
+}

@@ -1,0 +1,112 @@
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import type { PlatformConfig } from "#shared/config/platform";
+import { Dispatcher, type WorkerLogger } from "#shared/core/dispatcher";
+import type { EventRelay } from "#shared/core/event-relay";
+import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
+import type { TaskStore } from "#shared/ports/task-store";
+import type { WorkerDefinition } from "./define-worker.ts";
+import { sendRetry } from "./settle.ts";
+
+export interface LambdaWorkerDeps {
+  readonly store: TaskStore;
+  readonly queue: TaskQueue;
+  readonly relay: EventRelay;
+  readonly config: PlatformConfig;
+  readonly logger: WorkerLogger;
+  /** Physical queue name (last segment of the queue ARN) → logical queue name. */
+  readonly queueNames: Readonly<Record<string, string>>;
+  readonly agentId?: string;
+}
+
+/**
+ * Turns a worker definition into an SQS-triggered Lambda handler with partial batch responses:
+ * only the records that must be delivered again are reported in `batchItemFailures`; everything
+ * else is deleted by the event source mapping. The handler never throws, so one bad record can
+ * never fail the whole batch.
+ *
+ * @example
+ * export const handler = createLambdaWorkerHandler(textAnalysisWorker, deps);
+ */
+export function createLambdaWorkerHandler(
+  worker: WorkerDefinition,
+  deps: LambdaWorkerDeps,
+): (event: SQSEvent, context?: Pick<Context, "getRemainingTimeInMillis">) => Promise<SQSBatchResponse> {
+  const agentId = deps.agentId ?? `lambda:${worker.agentType}`;
+  return async (event, context) => {
+    // One dispatcher per invocation: events are published once, at the end of the batch.
+    const dispatcher = new Dispatcher(
+      {
+        store: deps.store,
+        relay: deps.relay,
+        config: deps.config,
+        agentId,
+        logger: deps.logger,
+        deferEvents: true,
+      },
+      worker.handlers,
+    );
+    const deadlineMs = context ? Date.now() + context.getRemainingTimeInMillis() : undefined;
+    const failures: string[] = [];
+    await forEachLimited(event.Records, worker.maxConcurrentTasks, async (record) => {
+      try {
+        const message = toReceivedMessage(record, deps.queueNames);
+        const settlement = await dispatcher.process(message, deadlineMs === undefined ? {} : { deadlineMs });
+        switch (settlement.kind) {
+          case "ack":
+            return;
+          case "retry":
+            await sendRetry(deps.queue, message, settlement);
+            return;
+          case "dead-letter":
+            await deps.queue.deadLetter(message, settlement.reason);
+            return;
+          case "release":
+            await deps.queue.retryLater(message, settlement.delaySeconds);
+            failures.push(record.messageId);
+            return;
+        }
+      } catch (error) {
+        deps.logger.error("record failed; it will be redelivered", {
+          messageId: record.messageId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+        failures.push(record.messageId);
+      }
+    });
+    await dispatcher.flushEvents();
+    return {
+      batchItemFailures: failures.filter((id) => id.length > 0).map((itemIdentifier) => ({ itemIdentifier })),
+    };
+  };
+}
+
+export function toReceivedMessage(
+  record: SQSRecord,
+  queueNames: Readonly<Record<string, string>>,
+): ReceivedTaskMessage {
+  const physical = record.eventSourceARN.split(":").at(-1) ?? "";
+  const queue = queueNames[physical];
+  if (queue === undefined) throw new Error(`record from unknown queue ${physical}`);
+  return {
+    queue,
+    messageId: record.messageId,
+    receiptHandle: record.receiptHandle,
+    body: record.body,
+    receiveCount: Number(record.attributes.ApproximateReceiveCount) || 1,
+  };
+}
+
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await run(item);
+    }
+  });
+  await Promise.all(lanes);
+}

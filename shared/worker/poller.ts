@@ -1,0 +1,131 @@
+import type { PlatformConfig } from "#shared/config/platform";
+import { queuesForCapability } from "#shared/config/platform";
+import { Dispatcher, type DispatcherDeps, type WorkerLogger } from "#shared/core/dispatcher";
+import type { EventRelay } from "#shared/core/event-relay";
+import type { Clock } from "#shared/ports/clock";
+import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
+import type { TaskStore } from "#shared/ports/task-store";
+import type { WorkerDefinition } from "./define-worker.ts";
+import { settleMessage } from "./settle.ts";
+
+export interface PollerOptions {
+  readonly store: TaskStore;
+  readonly queue: TaskQueue;
+  readonly relay: EventRelay;
+  readonly config: PlatformConfig;
+  readonly logger: WorkerLogger;
+  /** Unique per running instance. */
+  readonly agentId: string;
+  /** Long-poll wait on an empty queue (20 on SQS; short for the embedded queue). */
+  readonly waitSeconds?: number;
+  readonly cancelCheckIntervalMs?: number;
+  readonly clock?: Clock;
+  readonly onTaskStart?: DispatcherDeps["onTaskStart"];
+  readonly onTaskEnd?: DispatcherDeps["onTaskEnd"];
+}
+
+export interface RunningPoller {
+  readonly agentId: string;
+  /** Stops receiving, lets running tasks finish, and resolves when they have. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a worker as a long-lived poller: receives from each capability's high tier first, runs up to
+ * `maxConcurrentTasks` tasks at once, and settles every message. Used in process by `npm start` and
+ * as the ECS Fargate worker's main loop.
+ *
+ * @example
+ * const poller = startPoller(diagnosticsWorker, { store, queue, relay, config, logger, agentId: "diag-1" });
+ * // later
+ * await poller.stop();
+ */
+export function startPoller(worker: WorkerDefinition, options: PollerOptions): RunningPoller {
+  const dispatcher = new Dispatcher(
+    {
+      store: options.store,
+      relay: options.relay,
+      config: options.config,
+      agentId: options.agentId,
+      logger: options.logger,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.cancelCheckIntervalMs ? { cancelCheckIntervalMs: options.cancelCheckIntervalMs } : {}),
+      ...(options.onTaskStart ? { onTaskStart: options.onTaskStart } : {}),
+      ...(options.onTaskEnd ? { onTaskEnd: options.onTaskEnd } : {}),
+    },
+    worker.handlers,
+  );
+  const queues = worker.capabilities.flatMap((c) => queuesForCapability(c));
+  const visibilitySeconds = options.config.defaultTimeoutSeconds + options.config.leaseGraceSeconds;
+  const waitSeconds = options.waitSeconds ?? 20;
+  const stopping = new AbortController();
+  const running = new Set<Promise<void>>();
+  let slotFreed: (() => void) | undefined;
+
+  const runOne = (message: ReceivedTaskMessage) => {
+    const work = (async () => {
+      try {
+        const settlement = await dispatcher.process(message, {
+          extendMessageLease: async (seconds) => {
+            if (seconds > visibilitySeconds) await options.queue.extendLease(message, seconds);
+          },
+        });
+        await settleMessage(options.queue, message, settlement);
+      } catch (error) {
+        // The message becomes visible again after its lease; the store's guards make the rerun safe.
+        options.logger.error("task message failed; it will be redelivered", {
+          messageId: message.messageId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    })();
+    running.add(work);
+    void work.finally(() => {
+      running.delete(work);
+      slotFreed?.();
+    });
+  };
+
+  const loop = (async () => {
+    while (!stopping.signal.aborted) {
+      const free = worker.maxConcurrentTasks - running.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          slotFreed = resolve;
+        });
+        continue;
+      }
+      try {
+        let received: readonly ReceivedTaskMessage[] = [];
+        // Drain higher tiers first; wait (long poll) only on the last queue.
+        for (const [index, queue] of queues.entries()) {
+          const last = index === queues.length - 1;
+          received = await options.queue.receive(queue, {
+            maxMessages: Math.min(10, free),
+            waitSeconds: last ? waitSeconds : 0,
+            visibilitySeconds,
+            signal: stopping.signal,
+          });
+          if (received.length > 0) break;
+        }
+        for (const message of received) runOne(message);
+      } catch (error) {
+        if (stopping.signal.aborted) break;
+        options.logger.error("receive failed; backing off", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+  })();
+
+  return {
+    agentId: options.agentId,
+    async stop() {
+      stopping.abort();
+      slotFreed?.();
+      await loop;
+      await Promise.allSettled([...running]);
+    },
+  };
+}

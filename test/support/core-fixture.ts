@@ -1,0 +1,76 @@
+import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
+import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
+import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
+import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import {
+  Dispatcher,
+  type DispatcherDeps,
+  type TaskHandler,
+  type WorkerLogger,
+} from "#shared/core/dispatcher";
+import { EventRelay } from "#shared/core/event-relay";
+import { Supervisor } from "#shared/core/supervisor";
+import { Sweeper } from "#shared/core/sweeper";
+import type { TaskInput } from "#shared/domain/task";
+import type { Clock } from "#shared/ports/clock";
+import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
+
+/** A clock tests move by hand; it starts at the real time so real timers and stored times agree. */
+export class ManualClock implements Clock {
+  private offsetMs = 0;
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+export const silentLogger: WorkerLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The core wired to the embedded adapters, with a manual clock and no randomness. */
+export function createCoreFixture(overrides: { config?: Partial<PlatformConfig> } = {}) {
+  const config: PlatformConfig = { ...defaultPlatformConfig, ...overrides.config };
+  const clock = new ManualClock();
+  const store = new MemoryTaskStore({ clock });
+  const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount, clock });
+  const bus = new MemoryEventBus();
+  const relay = new EventRelay({ store, publisher: bus });
+  const supervisor = new Supervisor({ store, queue, relay, config, clock });
+  const sweeper = new Sweeper({ store, queue, relay, config, clock });
+
+  const dispatcher = (handlers: Record<string, TaskHandler>, deps: Partial<DispatcherDeps> = {}) =>
+    new Dispatcher(
+      {
+        store,
+        relay,
+        config,
+        clock,
+        agentId: "agent-1",
+        logger: silentLogger,
+        random: () => 0.5,
+        cancelCheckIntervalMs: 20,
+        ...deps,
+      },
+      handlers,
+    );
+
+  const submitOne = async (input: Partial<TaskInput> = {}) => {
+    const [accepted] = await supervisor.submit([{ taskType: "echo", input: { value: 1 }, ...input }]);
+    if (!accepted) throw new Error("nothing accepted");
+    return accepted.taskId;
+  };
+
+  /** Receives the one message waiting on a queue. */
+  const receiveOne = async (queueName = "diagnostics"): Promise<ReceivedTaskMessage> => {
+    const [message] = await queue.receive(queueName, {
+      maxMessages: 1,
+      waitSeconds: 0,
+      visibilitySeconds: 30,
+    });
+    if (!message) throw new Error(`no message on ${queueName}`);
+    return message;
+  };
+
+  return { config, clock, store, queue, bus, relay, supervisor, sweeper, dispatcher, submitOne, receiveOne };
+}

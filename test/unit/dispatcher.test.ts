@@ -1,0 +1,308 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, expect, it, vi } from "vitest";
+import type { TaskContext } from "#shared/core/dispatcher";
+import { NonRetryableError } from "#shared/domain/errors";
+import { settleMessage } from "#shared/worker/settle";
+import { createCoreFixture } from "#test/support/core-fixture";
+
+const echo = async (input: unknown, ctx: TaskContext) => ({
+  value: (input as { value: unknown }).value,
+  attempt: ctx.attempt,
+});
+
+describe("Dispatcher", () => {
+  it("claims, runs and completes a task with one result and consistent statistics", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ input: { value: 42 } });
+
+    const settlement = await f.dispatcher({ echo }).process(await f.receiveOne());
+
+    expect(settlement).toEqual({ kind: "ack", reason: "task completed" });
+    const task = f.store.inspect(taskId);
+    expect(task).toMatchObject({
+      status: "completed",
+      attempts: 1,
+      workerAgentId: "agent-1",
+      result: { success: true, output: { value: 42, attempt: 1 } },
+    });
+    expect(task?.leaseToken).toBeUndefined();
+    expect(task?.completedAt).toBeDefined();
+    const stats = await f.supervisor.statistics();
+    expect(stats).toMatchObject({
+      totalTasksSubmitted: 1,
+      tasksCompleted: 1,
+      tasksPending: 0,
+      tasksInProgress: 0,
+    });
+    expect(stats.tasksByAgent).toEqual({ "agent-1": 1 });
+  });
+
+  it("publishes the lifecycle events and clears the outbox", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+
+    await f.dispatcher({ echo }).process(await f.receiveOne());
+
+    const types = f.bus
+      .inspectPublished()
+      .filter((e) => e.detail.taskId === taskId)
+      .map((e) => e["detail-type"]);
+    expect(types).toEqual(["Task Submitted", "Task Started", "Task Completed"]);
+    expect(f.store.inspectOutbox()).toEqual([]);
+  });
+
+  it("F1: runs a task once when its message is delivered twice", async () => {
+    const f = createCoreFixture();
+    await f.submitOne();
+    const message = await f.receiveOne();
+    const handler = vi.fn(echo);
+
+    await f.dispatcher({ echo: handler }).process(message);
+    const second = await f.dispatcher({ echo: handler }).process(message);
+
+    expect(second).toEqual({ kind: "ack", reason: "task already completed" });
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect((await f.supervisor.statistics()).tasksCompleted).toBe(1);
+  });
+
+  it("F2: lets only one of two workers that receive the same task at once run it", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    const message = await f.receiveOne();
+    const handler = vi.fn(async (input: unknown, ctx: TaskContext) => {
+      await sleep(50);
+      return echo(input, ctx);
+    });
+
+    const [a, b] = await Promise.all([
+      f.dispatcher({ echo: handler }, { agentId: "a" }).process(message),
+      f.dispatcher({ echo: handler }, { agentId: "b" }).process(message),
+    ]);
+
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect([a.kind, b.kind].sort()).toEqual(["ack", "release"]);
+    expect(f.store.inspect(taskId)?.status).toBe("completed");
+  });
+
+  it("F4: refuses the result of a worker whose lease expired and was taken over", async () => {
+    const f = createCoreFixture({ config: { leaseGraceSeconds: 1 } });
+    const taskId = await f.submitOne({ timeoutSeconds: 5 });
+    const message = await f.receiveOne();
+    let releaseSlowWorker: () => void = () => {};
+    const slow = f.dispatcher(
+      {
+        echo: (_input, ctx) =>
+          new Promise((resolve) => {
+            releaseSlowWorker = () => resolve({ by: "slow", attempt: ctx.attempt });
+          }),
+      },
+      { agentId: "slow", cancelCheckIntervalMs: 60_000 },
+    );
+    const slowRun = slow.process(message);
+    await vi.waitFor(() => expect(f.store.inspect(taskId)?.status).toBe("working"));
+
+    f.clock.advance(10_000); // past timeout + grace: the slow worker's lease is gone
+    const takeover = await f
+      .dispatcher({ echo: async (_i, ctx) => ({ by: "fast", attempt: ctx.attempt }) }, { agentId: "fast" })
+      .process(message);
+    releaseSlowWorker();
+    const slowSettlement = await slowRun;
+
+    expect(takeover).toEqual({ kind: "ack", reason: "task completed" });
+    expect(slowSettlement).toEqual({ kind: "ack", reason: "lease lost; the result was refused" });
+    expect(f.store.inspect(taskId)).toMatchObject({
+      status: "completed",
+      attempts: 2,
+      workerAgentId: "fast",
+      result: { output: { by: "fast", attempt: 2 } },
+    });
+  });
+
+  it("F5: retries a failing task with growing backoff, then fails it and dead-letters its message", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ maxAttempts: 3 });
+    const dispatcher = f.dispatcher({
+      echo: () => {
+        throw new Error("boom");
+      },
+    });
+    const delays: number[] = [];
+
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const message = await f.receiveOne();
+      const settlement = await dispatcher.process(message);
+      if (settlement.kind === "retry") delays.push(settlement.delaySeconds);
+      await settleMessage(f.queue, message, settlement);
+      f.clock.advance(10 * 60_000);
+    }
+
+    expect(delays).toHaveLength(2);
+    expect(delays[1]).toBeGreaterThanOrEqual(delays[0] ?? 0);
+    expect(f.store.inspect(taskId)).toMatchObject({
+      status: "failed",
+      attempts: 3,
+      error: { code: "handler_error", message: "boom" },
+      result: { success: false, errorMessage: "boom" },
+    });
+    const snapshot = f.queue.inspectQueue("diagnostics");
+    expect(snapshot.deadLettered).toHaveLength(1);
+    expect(snapshot.deadLettered[0]?.reason).toContain("attempts exhausted (3): boom");
+    expect(snapshot.visible + snapshot.inFlight + snapshot.delayed).toBe(0);
+  });
+
+  it("F6: dead-letters a malformed message without touching any task", async () => {
+    const f = createCoreFixture();
+    await f.queue.send([{ queue: "diagnostics", body: { taskId: "", attempt: 0 } }]);
+
+    const settlement = await f.dispatcher({ echo }).process(await f.receiveOne());
+
+    expect(settlement.kind).toBe("dead-letter");
+    expect(settlement.kind === "dead-letter" && settlement.reason).toContain("malformed task message");
+  });
+
+  it("F6: dead-letters a message whose body is not JSON", async () => {
+    const f = createCoreFixture();
+    const settlement = await f.dispatcher({ echo }).process({
+      queue: "diagnostics",
+      messageId: "m",
+      receiptHandle: "r",
+      body: "{not json",
+      receiveCount: 1,
+    });
+    expect(settlement).toEqual({ kind: "dead-letter", reason: "malformed task message: body is not JSON" });
+  });
+
+  it("dead-letters a message that points at no task", async () => {
+    const f = createCoreFixture();
+    const settlement = await f.dispatcher({ echo }).process({
+      queue: "diagnostics",
+      messageId: "m",
+      receiptHandle: "r",
+      body: '{"taskId":"nope","attempt":1}',
+      receiveCount: 1,
+    });
+    expect(settlement).toEqual({ kind: "dead-letter", reason: "unknown task nope" });
+  });
+
+  it("fails a task at once when its handler throws a NonRetryableError", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ maxAttempts: 5 });
+    const settlement = await f
+      .dispatcher({
+        echo: () => {
+          throw new NonRetryableError("bad document", { code: "bad_document" });
+        },
+      })
+      .process(await f.receiveOne());
+
+    expect(settlement).toEqual({ kind: "ack", reason: "task failed" });
+    expect(f.store.inspect(taskId)).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      error: { code: "bad_document" },
+    });
+  });
+
+  it("fails a task with code timeout when the handler outlives timeoutSeconds, and aborts the handler", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ timeoutSeconds: 1, maxAttempts: 1 });
+    let sawAbort = false;
+
+    await f
+      .dispatcher({
+        echo: (_input, ctx) =>
+          new Promise((_resolve, reject) => {
+            ctx.signal.addEventListener("abort", () => {
+              sawAbort = true;
+              reject(ctx.signal.reason);
+            });
+          }),
+      })
+      .process(await f.receiveOne());
+
+    expect(sawAbort).toBe(true);
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "failed", error: { code: "timeout" } });
+  });
+
+  it("cancels a working task cooperatively: the handler's signal fires and the task ends canceled", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    let abortReason: unknown;
+    const run = f
+      .dispatcher({
+        echo: (_input, ctx) =>
+          new Promise((_resolve, reject) => {
+            ctx.signal.addEventListener("abort", () => {
+              abortReason = ctx.signal.reason;
+              reject(new Error("aborted"));
+            });
+          }),
+      })
+      .process(await f.receiveOne());
+    await vi.waitFor(() => expect(f.store.inspect(taskId)?.status).toBe("working"));
+
+    const afterCancel = await f.supervisor.cancel(taskId);
+    const settlement = await run;
+
+    expect(afterCancel).toMatchObject({ status: "working", cancelRequested: true });
+    expect(settlement).toEqual({ kind: "ack", reason: "task canceled" });
+    expect((abortReason as Error).message).toBe("the task was canceled");
+    expect(f.store.inspect(taskId)?.status).toBe("canceled");
+  });
+
+  it("F8: when a cancel races completion exactly one terminal state wins", async () => {
+    const f = createCoreFixture();
+    const taskIds = await Promise.all(Array.from({ length: 20 }, () => f.submitOne()));
+    const dispatcher = f.dispatcher({ echo });
+
+    const results = await Promise.allSettled(
+      taskIds.flatMap((taskId) => [
+        f.receiveOne().then((m) => dispatcher.process(m)),
+        f.supervisor.cancel(taskId),
+        f.supervisor.cancel(taskId),
+      ]),
+    );
+
+    expect(
+      results.every((r) => r.status === "fulfilled" || (r.reason as Error).name === "AlreadyTerminalError"),
+    ).toBe(true);
+    for (const taskId of taskIds) {
+      const task = f.store.inspect(taskId);
+      expect(["completed", "canceled"]).toContain(task?.status);
+    }
+    const stats = await f.supervisor.statistics();
+    expect(stats.tasksCompleted + stats.tasksCanceled).toBe(20);
+    expect(stats.tasksPending + stats.tasksInProgress).toBe(0);
+  });
+
+  it("fails a task whose output exceeds 256 KiB instead of storing it", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    await f.dispatcher({ echo: () => ({ blob: "x".repeat(300 * 1024) }) }).process(await f.receiveOne());
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "failed", error: { code: "output_too_large" } });
+  });
+
+  it("fails a task whose type has no handler on this worker", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    await f.dispatcher({ other: echo }).process(await f.receiveOne());
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "failed", error: { code: "no_handler" } });
+  });
+
+  it("keeps committed events in the outbox when publishing fails, for the sweeper to publish", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    const publish = vi.spyOn(f.bus, "publish").mockRejectedValueOnce(new Error("bus down"));
+
+    await f.dispatcher({ echo }).process(await f.receiveOne());
+    expect(f.store.inspectOutbox().map((e) => e.id)).toEqual([`${taskId}#2`]);
+
+    publish.mockRestore();
+    f.clock.advance(60_000);
+    const report = await f.sweeper.sweep();
+
+    expect(report.republishedEntries).toBe(1);
+    expect(f.store.inspectOutbox()).toEqual([]);
+    expect(f.bus.inspectPublished().map((e) => e["detail-type"])).toContain("Task Started");
+  });
+});

@@ -1,0 +1,166 @@
+import { describe, expect, it } from "vitest";
+import {
+  AlreadyTerminalError,
+  IdempotencyConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from "#shared/domain/errors";
+import { createCoreFixture } from "#test/support/core-fixture";
+
+describe("Supervisor", () => {
+  it("persists a submitted task before enqueuing it on its capability's queue", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ taskType: "analyze_text", input: { text: "hi" } });
+
+    expect(f.store.inspect(taskId)).toMatchObject({
+      status: "submitted",
+      requiredCapability: "text-analysis",
+      version: 1,
+      attempts: 0,
+      maxAttempts: 3,
+    });
+    const message = await f.receiveOne("text-analysis");
+    expect(JSON.parse(message.body)).toEqual({ taskId, attempt: 1 });
+  });
+
+  it("routes by requiredCapability over the task type's configured capability", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ taskType: "analyze_text", requiredCapability: "diagnostics" });
+    expect(f.store.inspect(taskId)?.requiredCapability).toBe("diagnostics");
+    expect(JSON.parse((await f.receiveOne("diagnostics")).body).taskId).toBe(taskId);
+  });
+
+  it("sends tasks at or above the priority threshold to the high tier", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ priority: 5 });
+    expect(f.queue.inspectQueue("diagnostics").visible).toBe(0);
+    expect(JSON.parse((await f.receiveOne("diagnostics-high")).body).taskId).toBe(taskId);
+  });
+
+  it("rejects a task with no route with error code no_route, without enqueuing it", async () => {
+    const f = createCoreFixture();
+    const [accepted] = await f.supervisor.submit([{ taskType: "translate", input: {} }]);
+
+    expect(accepted?.status).toBe("rejected");
+    expect(f.store.inspect(accepted?.taskId ?? "")).toMatchObject({
+      status: "rejected",
+      error: { code: "no_route" },
+    });
+    expect((await f.supervisor.statistics()).tasksRejected).toBe(1);
+  });
+
+  it("returns the same task for a resubmission with the same idempotency key and body", async () => {
+    const f = createCoreFixture();
+    const first = await f.supervisor.submit([{ taskType: "echo", input: { v: 1 } }], {
+      idempotencyKey: "k-1",
+    });
+    const second = await f.supervisor.submit([{ taskType: "echo", input: { v: 1 } }], {
+      idempotencyKey: "k-1",
+    });
+
+    expect(second).toEqual(first);
+    expect((await f.supervisor.statistics()).totalTasksSubmitted).toBe(1);
+    expect(f.queue.inspectQueue("diagnostics").visible).toBe(1);
+  });
+
+  it("refuses the same idempotency key with a different body", async () => {
+    const f = createCoreFixture();
+    await f.supervisor.submit([{ taskType: "echo", input: { v: 1 }, idempotencyKey: "k-2" }]);
+    await expect(
+      f.supervisor.submit([{ taskType: "echo", input: { v: 2 }, idempotencyKey: "k-2" }]),
+    ).rejects.toBeInstanceOf(IdempotencyConflictError);
+    expect((await f.supervisor.statistics()).totalTasksSubmitted).toBe(1);
+  });
+
+  it("refuses an input over 256 KiB and writes nothing", async () => {
+    const f = createCoreFixture();
+    await expect(
+      f.supervisor.submit([
+        { taskType: "echo", input: { ok: 1 } },
+        { taskType: "echo", input: "x".repeat(256 * 1024 + 1) },
+      ]),
+    ).rejects.toBeInstanceOf(PayloadTooLargeError);
+    expect((await f.store.list({ limit: 10 })).items).toHaveLength(0);
+  });
+
+  it("refuses a batch over 100 tasks and an Idempotency-Key header on a batch", async () => {
+    const f = createCoreFixture();
+    const tasks = Array.from({ length: 101 }, () => ({ taskType: "echo", input: {} }));
+    await expect(f.supervisor.submit(tasks)).rejects.toBeInstanceOf(ValidationError);
+    await expect(f.supervisor.submit(tasks.slice(0, 2), { idempotencyKey: "k" })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+  });
+
+  it("cancels a submitted task at once and refuses to cancel it again", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+
+    const canceled = await f.supervisor.cancel(taskId);
+
+    expect(canceled).toMatchObject({ status: "canceled", cancelRequested: true });
+    await expect(f.supervisor.cancel(taskId)).rejects.toBeInstanceOf(AlreadyTerminalError);
+    expect(await f.supervisor.statistics()).toMatchObject({ tasksCanceled: 1, tasksPending: 0 });
+  });
+
+  it("answers not found for an unknown task", async () => {
+    const f = createCoreFixture();
+    await expect(f.supervisor.get("nope")).rejects.toBeInstanceOf(NotFoundError);
+    await expect(f.supervisor.cancel("nope")).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("refuses a list limit outside 1..100", async () => {
+    const f = createCoreFixture();
+    await expect(f.supervisor.list({ limit: 0 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(f.supervisor.list({ limit: 101 })).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe("Sweeper", () => {
+  it("puts a task whose worker's lease expired back on its queue for another attempt", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ timeoutSeconds: 1 });
+    const crashed = f.dispatcher({ echo: () => new Promise(() => {}) }, { cancelCheckIntervalMs: 60_000 });
+    void crashed.process(await f.receiveOne());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(f.store.inspect(taskId)?.status).toBe("working");
+
+    f.clock.advance(60_000);
+    const report = await f.sweeper.sweep();
+
+    expect(report.expiredLeases).toBe(1);
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "submitted", attempts: 1 });
+    // The crashed worker's message also comes back once its visibility runs out; either copy may run it.
+    const messages = await f.queue.receive("diagnostics", { maxMessages: 10, waitSeconds: 0 });
+    expect(messages.map((m) => JSON.parse(m.body))).toContainEqual({ taskId, attempt: 2 });
+  });
+
+  it("fails a task with code timeout when its lease expired on the last attempt", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ timeoutSeconds: 1, maxAttempts: 1 });
+    void f
+      .dispatcher({ echo: () => new Promise(() => {}) }, { cancelCheckIntervalMs: 60_000 })
+      .process(await f.receiveOne());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    f.clock.advance(60_000);
+    await f.sweeper.sweep();
+
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "failed", error: { code: "timeout" } });
+  });
+
+  it("enqueues again a task stuck in submitted, once per sweep window", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    await f.queue.ack([await f.receiveOne()]); // the message is lost
+
+    f.clock.advance((f.config.stuckSubmittedSeconds + 1) * 1000);
+    const first = await f.sweeper.sweep();
+    const second = await f.sweeper.sweep();
+
+    expect(first.reenqueued).toBe(1);
+    expect(second.reenqueued).toBe(0);
+    expect(JSON.parse((await f.receiveOne()).body).taskId).toBe(taskId);
+  });
+});
