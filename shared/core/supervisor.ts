@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { PlatformConfig } from "#shared/config/platform";
 import {
   AlreadyTerminalError,
+  ConcurrentUpdateError,
   IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
@@ -164,7 +165,7 @@ export class Supervisor {
       }
     }
     // Five lost races in a row means the task is changing fast; the caller may simply retry.
-    throw new AlreadyTerminalError(taskId, (await this.get(taskId)).status);
+    throw new ConcurrentUpdateError(`task ${taskId} changed while it was being canceled; try again`);
   }
 
   async statistics(): Promise<SupervisorStatistics> {

@@ -77,6 +77,14 @@ export class IllegalTransitionError extends AgentryError {
   }
 }
 
+/** A write kept losing races with other writers; the caller may retry. */
+export class ConcurrentUpdateError extends AgentryError {
+  constructor(message: string) {
+    super(message, { code: "concurrent_update", statusCode: 409 });
+    this.name = "ConcurrentUpdateError";
+  }
+}
+
 /** The worker's claim on a task is gone (lease expired and another worker took it, or it was canceled). */
 export class TaskLeaseLostError extends AgentryError {
   constructor(taskId: string) {

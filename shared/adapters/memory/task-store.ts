@@ -1,3 +1,4 @@
+import { ValidationError } from "#shared/domain/errors";
 import type { BusEvent } from "#shared/domain/events";
 import type { Task } from "#shared/domain/task";
 import { type Clock, systemClock } from "#shared/ports/clock";
@@ -151,5 +152,12 @@ function encodeCursor(key: string): string {
 }
 
 function decodeCursor(cursor: string): string {
-  return Buffer.from(cursor, "base64url").toString("utf8");
+  const key = Buffer.from(cursor, "base64url").toString("utf8");
+  // A cursor is a sort key this store handed out: "<ISO time>#<taskId>".
+  if (!/^\d{4}-\d{2}-\d{2}T[^#]+#.+$/.test(key)) {
+    throw new ValidationError("invalid cursor", [
+      { path: "cursor", message: "not a cursor this API returned" },
+    ]);
+  }
+  return key;
 }

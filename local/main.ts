@@ -1,0 +1,36 @@
+import { parseLogLevel } from "./logger.ts";
+import { startLocalRuntime } from "./runtime.ts";
+
+/** `npm start`: the whole platform on this machine, on the embedded adapters. */
+async function main(): Promise<void> {
+  const port = Number(process.env.PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new Error(`PORT must be an integer from 0 to 65535, got "${process.env.PORT}"`);
+  }
+  const runtime = await startLocalRuntime({ port, logLevel: parseLogLevel(process.env.LOG_LEVEL) });
+  console.log(`
+  Agentry is running at ${runtime.url}  (embedded adapters; Ctrl-C stops)
+
+  Submit a task:
+    curl -s -X POST ${runtime.url}/tasks -H 'content-type: application/json' \\
+      -d '{"taskType":"analyze_text","input":{"text":"Agents talk. Workers work."}}'
+  Then read it:
+    curl -s ${runtime.url}/tasks/<taskId>
+  API description: ${runtime.url}/openapi.json
+`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping (running tasks finish first)…`);
+    await runtime.stop();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

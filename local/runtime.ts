@@ -1,0 +1,114 @@
+import { randomUUID } from "node:crypto";
+import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
+import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
+import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
+import { demoWorkers } from "#shared/agents/demo";
+import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import type { WorkerLogger } from "#shared/core/dispatcher";
+import { EventRelay } from "#shared/core/event-relay";
+import { Supervisor } from "#shared/core/supervisor";
+import { Sweeper } from "#shared/core/sweeper";
+import { createSupervisorApiHandler } from "#shared/http/handler";
+import type { EventBus } from "#shared/ports/event-bus";
+import type { TaskQueue } from "#shared/ports/task-queue";
+import type { TaskStore } from "#shared/ports/task-store";
+import type { WorkerDefinition } from "#shared/worker/define-worker";
+import { type RunningPoller, startPoller } from "#shared/worker/poller";
+import { serveHttpApi } from "./http-server.ts";
+import { createConsoleLogger, type LogLevel } from "./logger.ts";
+
+export interface LocalRuntimeOptions {
+  /** 0 picks a free port. @default 3000 */
+  readonly port?: number;
+  /** @default "127.0.0.1" */
+  readonly host?: string;
+  readonly logLevel?: LogLevel;
+  readonly config?: PlatformConfig;
+  /** Workers run in process. @default the demo agents */
+  readonly workers?: readonly WorkerDefinition[];
+  /** @default 1000 */
+  readonly sweepIntervalMs?: number;
+  /** How often a running task checks for a cancel request. @default 200 */
+  readonly cancelCheckIntervalMs?: number;
+}
+
+export interface LocalRuntime {
+  readonly url: string;
+  readonly store: TaskStore;
+  readonly queue: TaskQueue;
+  readonly bus: EventBus;
+  readonly supervisor: Supervisor;
+  readonly sweeper: Sweeper;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole platform in one process: the supervisor API (the same handler Lambda runs, fed API
+ * Gateway v2 events by a local HTTP server), the workers as pollers, and the sweeper on a timer, all
+ * on the embedded adapters.
+ *
+ * @example
+ * const runtime = await startLocalRuntime({ port: 0 });
+ * await fetch(`${runtime.url}/health`);
+ * await runtime.stop();
+ */
+export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
+  const config = options.config ?? defaultPlatformConfig;
+  const logger = createConsoleLogger(options.logLevel ?? "info");
+  const store = new MemoryTaskStore();
+  const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount });
+  const bus = new MemoryEventBus({
+    onError: (error, event) => logger.error("event delivery failed", { id: event.id, error: String(error) }),
+  });
+  const relay = new EventRelay({ store, publisher: bus, logger });
+  const supervisor = new Supervisor({ store, queue, relay, config, logger });
+  const sweeper = new Sweeper({ store, queue, relay, config });
+
+  const pollers: RunningPoller[] = (options.workers ?? demoWorkers).map((worker) =>
+    startPoller(worker, {
+      store,
+      queue,
+      relay,
+      config,
+      logger: scoped(logger, worker.agentType),
+      agentId: `${worker.agentType}-${randomUUID().slice(0, 8)}`,
+      waitSeconds: 1,
+      cancelCheckIntervalMs: options.cancelCheckIntervalMs ?? 200,
+    }),
+  );
+
+  const sweepTimer = setInterval(() => {
+    sweeper.sweep().catch((error: unknown) => logger.error("sweep failed", { error: String(error) }));
+  }, options.sweepIntervalMs ?? 1_000);
+
+  const handler = createSupervisorApiHandler({ supervisor, logger });
+  const server = await serveHttpApi(handler, {
+    port: options.port ?? 3000,
+    host: options.host ?? "127.0.0.1",
+  });
+
+  return {
+    url: server.url,
+    store,
+    queue,
+    bus,
+    supervisor,
+    sweeper,
+    async stop() {
+      clearInterval(sweepTimer);
+      await server.close();
+      await Promise.all(pollers.map((p) => p.stop()));
+      await bus.idle();
+    },
+  };
+}
+
+function scoped(logger: WorkerLogger, scope: string): WorkerLogger {
+  const add = (extra?: Record<string, unknown>) => ({ agent: scope, ...extra });
+  return {
+    debug: (m, e) => logger.debug(m, add(e)),
+    info: (m, e) => logger.info(m, add(e)),
+    warn: (m, e) => logger.warn(m, add(e)),
+    error: (m, e) => logger.error(m, add(e)),
+  };
+}

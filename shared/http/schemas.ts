@@ -1,0 +1,191 @@
+import { z } from "zod";
+import { SupervisorStatisticsSchema } from "#shared/domain/statistics";
+import {
+  MAX_BATCH_SIZE,
+  SubmittedTaskSchema,
+  type TaskInput,
+  TaskInputSchema,
+  TaskSchema,
+  TaskStatusSchema,
+} from "#shared/domain/task";
+import { InvalidJsonError, validationErrorFromZod } from "./errors.ts";
+
+/**
+ * The request and response schemas of the v1 HTTP API. Requests are checked against them at the edge
+ * and the OpenAPI document is generated from them, so the contract and the checks cannot drift apart.
+ * Task shapes are the domain's own schemas, reused rather than restated.
+ */
+
+/** Metadata of a schema that appears in the OpenAPI document as a named component. */
+export interface ApiSchemaMeta {
+  /** The component name: `#/components/schemas/<id>`. */
+  readonly id: string;
+  readonly description?: string;
+  /**
+   * Which side of a parse the component documents: `input` for request bodies (defaults optional),
+   * `output` for responses (defaults filled in).
+   * @default "output"
+   */
+  readonly io?: "input" | "output";
+}
+
+/**
+ * Every schema that the OpenAPI document names. Route modules added later register theirs here too,
+ * so a request or response body always appears as a `$ref` to one component.
+ *
+ * @example
+ * apiSchemas.add(AgentInfoSchema, { id: "AgentInfo" });
+ */
+export const apiSchemas = z.registry<ApiSchemaMeta>();
+
+/** Most items on one page of `GET /tasks` (the supervisor enforces the same bound). */
+export const MAX_PAGE_SIZE = 100;
+/** Items on a page of `GET /tasks` when the request gives no `limit` (the supervisor's default). */
+export const DEFAULT_PAGE_SIZE = 20;
+
+/** `POST /tasks` with several tasks. Strict: a body with `tasks` and anything else is refused. */
+export const TaskBatchRequestSchema = z.strictObject({
+  tasks: z.array(TaskInputSchema).min(1).max(MAX_BATCH_SIZE),
+});
+export type TaskBatchRequest = z.infer<typeof TaskBatchRequestSchema>;
+
+/** What `POST /tasks` accepts: one task input, or a batch of them under `tasks`. */
+export const SubmitTasksRequestSchema = z.union([TaskInputSchema, TaskBatchRequestSchema]);
+
+export const SubmitTasksResponseSchema = z.object({ tasks: z.array(SubmittedTaskSchema) });
+export type SubmitTasksResponse = z.infer<typeof SubmitTasksResponseSchema>;
+
+/**
+ * A task id in a path. Ids are opaque to clients, so anything outside these bounds simply names no
+ * task; the bound keeps absurd keys away from the store (DynamoDB refuses keys over 2 KiB).
+ */
+export const TaskIdSchema = z.string().min(1).max(128);
+
+/** The `Idempotency-Key` header: the same bounds as a task's own `idempotencyKey`. */
+export const IdempotencyKeyHeaderSchema = z.string().min(1).max(128);
+export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
+
+/**
+ * A page cursor is opaque, but always base64url: a store encodes its position that way, so anything
+ * else cannot be one of ours and is refused here rather than handed to the store.
+ */
+export const CursorSchema = z
+  .string()
+  .min(1)
+  .max(2048)
+  .regex(/^[A-Za-z0-9_-]+$/, "must be a nextCursor returned by a previous page");
+
+/** `GET /tasks` query parameters. Unknown parameters are ignored, as HTTP APIs conventionally do. */
+export const ListTasksQuerySchema = z.object({
+  status: TaskStatusSchema.optional().describe("Only tasks currently in this status."),
+  taskType: z.string().min(1).max(128).optional().describe("Only tasks of this type."),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_PAGE_SIZE)
+    .optional()
+    .describe(`Most items on the page (default ${DEFAULT_PAGE_SIZE}).`),
+  cursor: CursorSchema.optional().describe("The nextCursor of the previous page."),
+});
+export type ListTasksQueryParameters = z.infer<typeof ListTasksQuerySchema>;
+
+export const TaskPageResponseSchema = z.object({
+  items: z.array(TaskSchema),
+  nextCursor: z.string().optional(),
+});
+export type TaskPageResponse = z.infer<typeof TaskPageResponseSchema>;
+
+export const HealthResponseSchema = z.object({ status: z.literal("ok") });
+
+export const ErrorDetailSchema = z.object({ path: z.string(), message: z.string() });
+
+/** Every error response: `{ "error": { "code", "message", "details"? } }`; a 5xx also carries `requestId`. */
+export const ErrorResponseSchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.union([z.array(ErrorDetailSchema), z.record(z.string(), z.unknown())]).optional(),
+    requestId: z.string().optional(),
+  }),
+});
+export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
+
+apiSchemas.add(TaskInputSchema, {
+  id: "TaskInput",
+  io: "input",
+  description: "One unit of work for one worker.",
+});
+apiSchemas.add(TaskBatchRequestSchema, { id: "TaskBatchRequest", io: "input" });
+apiSchemas.add(SubmitTasksRequestSchema, {
+  id: "SubmitTasksRequest",
+  io: "input",
+  description: `One task, or up to ${MAX_BATCH_SIZE} tasks under "tasks".`,
+});
+apiSchemas.add(SubmittedTaskSchema, { id: "SubmittedTask" });
+apiSchemas.add(SubmitTasksResponseSchema, { id: "SubmitTasksResponse" });
+apiSchemas.add(TaskSchema, { id: "Task" });
+apiSchemas.add(TaskPageResponseSchema, { id: "TaskPage" });
+apiSchemas.add(SupervisorStatisticsSchema, { id: "SupervisorStatistics" });
+apiSchemas.add(HealthResponseSchema, { id: "HealthResponse" });
+apiSchemas.add(ErrorDetailSchema, { id: "ErrorDetail" });
+apiSchemas.add(ErrorResponseSchema, { id: "ErrorResponse" });
+
+/**
+ * Parses a request value, turning zod issues into a 400 `validation_error` whose details name each
+ * offending field (`tasks.0.taskType`). `path` prefixes the details, for values that are not the body.
+ *
+ * @example
+ * const query = parseRequest(ListTasksQuerySchema, request.query, { message: "invalid query parameters" });
+ */
+export function parseRequest<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  options: { message: string; path?: readonly string[] },
+): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw validationErrorFromZod(result.error, options.message, options.path);
+  return result.data;
+}
+
+/**
+ * Reads a `POST /tasks` body as task inputs. A body is a batch exactly when it has a `tasks` field:
+ * a single task input is strict and can never carry one, so the two shapes cannot be confused, and
+ * validation reports against the shape the client meant rather than against a union of both.
+ *
+ * @example
+ * const inputs = parseSubmission({ tasks: [{ taskType: "echo", input: 1 }] }); // one TaskInput
+ */
+export function parseSubmission(body: unknown): TaskInput[] {
+  if (isPlainObject(body) && Object.hasOwn(body, "tasks")) {
+    return parseRequest(TaskBatchRequestSchema, body, { message: "invalid task batch" }).tasks;
+  }
+  return [parseRequest(TaskInputSchema, body, { message: "invalid task" })];
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Parses the request body as JSON. An absent or non-JSON body is a 400 `invalid_json`, distinct from
+ * a JSON body that breaks the schema (`validation_error`).
+ *
+ * @example
+ * const body = readJsonBody(request);
+ * const input = parseRequest(TaskInputSchema, body, { message: "invalid task" });
+ */
+export function readJsonBody(request: { readonly body: string | undefined }): unknown {
+  if (request.body === undefined || request.body.trim() === "") {
+    throw new InvalidJsonError("request body must be a JSON document", [
+      { path: "", message: "body is empty" },
+    ]);
+  }
+  try {
+    return JSON.parse(request.body);
+  } catch (error) {
+    throw new InvalidJsonError("request body is not valid JSON", [
+      { path: "", message: error instanceof Error ? error.message : "unparseable" },
+    ]);
+  }
+}

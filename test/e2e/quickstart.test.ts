@@ -1,0 +1,68 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiClient } from "./api-client.ts";
+
+/** The README's quick start, exactly as a user runs it: `npm start`, then the banner's curl. */
+describe("quick start (npm start)", () => {
+  let child: ChildProcess;
+  let url: string;
+  let output = "";
+
+  beforeAll(async () => {
+    child = spawn("npm", ["start"], {
+      env: { ...process.env, PORT: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner within 30 s:\n${output}`)), 30_000);
+      child.stdout?.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /Agentry is running at (http:\/\/\S+)/.exec(output);
+        if (match?.[1]) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`npm start exited with ${code}:\n${output}`)));
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    // Only if a test failed before the clean stop: leave no process behind.
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const exited = once(child, "exit");
+      process.kill(-child.pid, "SIGKILL");
+      await exited;
+    }
+  });
+
+  it("prints the curl example with the URL it serves", () => {
+    expect(output).toContain(`curl -s -X POST ${url}/tasks`);
+  });
+
+  it("completes the banner's example task within 2 seconds", async () => {
+    const api = apiClient(url);
+    const started = Date.now();
+    const taskId = await api.submit({
+      taskType: "analyze_text",
+      input: { text: "Agents talk. Workers work." },
+    });
+    const task = await api.waitForStatus(taskId, ["completed", "failed"], 2_000);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(task.result.output).toEqual({ words: 4, characters: 26, sentences: 2 });
+  });
+
+  it("stops cleanly on Ctrl-C (SIGINT)", async () => {
+    // npm forwards the signal to the runtime; the whole process group gets it, as from a terminal.
+    const exited = once(child, "exit");
+    process.kill(-(child.pid ?? 0), "SIGINT");
+    const [code] = await exited;
+    expect(output).toContain("stopping");
+    expect([0, 130, null]).toContain(code);
+  });
+});
