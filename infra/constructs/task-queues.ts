@@ -1,0 +1,194 @@
+import { Duration } from "aws-cdk-lib";
+import type { IGrantable } from "aws-cdk-lib/aws-iam";
+import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import {
+  type CapabilityConfig,
+  defaultPlatformConfig,
+  type PlatformConfig,
+  queuesForCapability,
+} from "#shared/config/platform";
+import { createDeadLetterQueue } from "./dead-letter-queue.ts";
+
+/** Lambda's SQS event source mapping requires visibility ≥ 6 × the function timeout (AWS guidance). */
+export const VISIBILITY_TIMEOUT_MULTIPLIER = 6;
+
+/** Lambda's longest timeout, in seconds. */
+const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
+/** SQS bounds on maxReceiveCount; the platform requires at least 5 (see RELIABILITY.md). */
+const MIN_MAX_RECEIVE_COUNT = 5;
+const MAX_MAX_RECEIVE_COUNT = 1000;
+const CAPABILITY_NAME = /^[A-Za-z0-9-]+$/;
+/** SQS queue names are ≤ 80 characters; generated names keep this much of the logical name. */
+const MAX_CAPABILITY_NAME_LENGTH = 40;
+
+/** One tier of one capability: a standard queue and its own dead-letter queue. */
+export interface TierQueue {
+  /** The logical queue name the runtime uses (`<capability>` or `<capability>-high`). */
+  readonly logicalName: string;
+  readonly capability: string;
+  readonly tier: "high" | "normal";
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+  /** The source queue's visibility timeout: 6 × the capability's worker timeout. */
+  readonly visibilityTimeout: Duration;
+}
+
+export interface TaskQueuesProps {
+  /**
+   * The capabilities (one queue pair each), their worker timeouts and the redrive threshold.
+   *
+   * @default defaultPlatformConfig
+   */
+  readonly config?: PlatformConfig;
+  /**
+   * How long a task message may wait in a source queue.
+   *
+   * @default Duration.days(4)
+   */
+  readonly retentionPeriod?: Duration;
+  /**
+   * How long a dead-lettered message is kept; must be longer than `retentionPeriod`, because SQS
+   * keeps a message's original enqueue timestamp when it moves to the DLQ.
+   *
+   * @default Duration.days(14)
+   */
+  readonly deadLetterRetentionPeriod?: Duration;
+}
+
+/**
+ * The task queues: for every configured capability two standard SQS queues — `<capability>` and
+ * `<capability>-high` — each with its own DLQ (`maxReceiveCount` from the config), SQS-managed SSE,
+ * TLS enforced by queue policy, and a visibility timeout of 6 × the capability's worker timeout.
+ *
+ * @example
+ * const queues = new TaskQueues(this, "Queues", { config: defaultPlatformConfig });
+ * queues.grantSendMessages(supervisorFunction);
+ * const [high, normal] = queues.forCapability("summarization");
+ */
+export class TaskQueues extends Construct {
+  /** Every tier queue of every capability, in config order, high tier first. */
+  public readonly queues: readonly TierQueue[];
+  public readonly config: PlatformConfig;
+
+  constructor(scope: Construct, id: string, props: TaskQueuesProps = {}) {
+    super(scope, id);
+    this.config = props.config ?? defaultPlatformConfig;
+    const retentionPeriod = props.retentionPeriod ?? Duration.days(4);
+    const deadLetterRetentionPeriod = props.deadLetterRetentionPeriod ?? Duration.days(14);
+    validateConfig(this.config);
+    if (deadLetterRetentionPeriod.toSeconds() <= retentionPeriod.toSeconds()) {
+      throw new Error(
+        `deadLetterRetentionPeriod must be longer than retentionPeriod (${retentionPeriod.toHumanString()}), got ${deadLetterRetentionPeriod.toHumanString()}`,
+      );
+    }
+
+    const queues: TierQueue[] = [];
+    for (const capability of this.config.capabilities) {
+      const [high, normal] = queuesForCapability(capability.name);
+      for (const [logicalName, tier] of [
+        [high, "high"],
+        [normal, "normal"],
+      ] as const) {
+        const scopeForQueue = new Construct(this, logicalName);
+        const deadLetterQueue = createDeadLetterQueue(scopeForQueue, "DeadLetterQueue", {
+          retentionPeriod: deadLetterRetentionPeriod,
+        });
+        const visibilityTimeout = Duration.seconds(
+          capability.workerTimeoutSeconds * VISIBILITY_TIMEOUT_MULTIPLIER,
+        );
+        const queue = new Queue(scopeForQueue, "Queue", {
+          encryption: QueueEncryption.SQS_MANAGED,
+          enforceSSL: true,
+          retentionPeriod,
+          visibilityTimeout,
+          deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: this.config.maxReceiveCount },
+        });
+        queues.push({
+          logicalName,
+          capability: capability.name,
+          tier,
+          queue,
+          deadLetterQueue,
+          visibilityTimeout,
+        });
+      }
+    }
+    this.queues = queues;
+  }
+
+  /** The configured capability names, in config order. */
+  get capabilities(): readonly string[] {
+    return this.config.capabilities.map((c) => c.name);
+  }
+
+  /** A capability's configuration; throws, naming the configured ones, if it is unknown. */
+  capabilityConfig(capability: string): CapabilityConfig {
+    const found = this.config.capabilities.find((c) => c.name === capability);
+    if (!found) {
+      throw new Error(
+        `unknown capability "${capability}": configured capabilities are ${this.capabilities.join(", ")}`,
+      );
+    }
+    return found;
+  }
+
+  /** A capability's two tier queues, high tier first; throws if the capability is unknown. */
+  forCapability(capability: string): readonly [high: TierQueue, normal: TierQueue] {
+    this.capabilityConfig(capability);
+    const [highName, normalName] = queuesForCapability(capability);
+    const high = this.queues.find((q) => q.logicalName === highName);
+    const normal = this.queues.find((q) => q.logicalName === normalName);
+    if (!high || !normal) {
+      throw new Error(`capability "${capability}" has no queue pair`);
+    }
+    return [high, normal];
+  }
+
+  /** Logical queue name → queue URL, for the `QUEUE_URLS` environment variable. */
+  queueUrls(queues: readonly TierQueue[] = this.queues): Record<string, string> {
+    return Object.fromEntries(queues.map((q) => [q.logicalName, q.queue.queueUrl]));
+  }
+
+  /** Logical queue name → its DLQ's URL, for the `DLQ_URLS` environment variable. */
+  deadLetterQueueUrls(queues: readonly TierQueue[] = this.queues): Record<string, string> {
+    return Object.fromEntries(queues.map((q) => [q.logicalName, q.deadLetterQueue.queueUrl]));
+  }
+
+  /** Grants SendMessage (with GetQueueAttributes, GetQueueUrl) on every task queue, not on the DLQs. */
+  grantSendMessages(grantee: IGrantable): void {
+    for (const q of this.queues) {
+      q.queue.grantSendMessages(grantee);
+    }
+  }
+}
+
+function validateConfig(config: PlatformConfig): void {
+  if (config.capabilities.length === 0) {
+    throw new Error("config.capabilities must name at least one capability, got none");
+  }
+  const seen = new Set<string>();
+  for (const capability of config.capabilities) {
+    if (!CAPABILITY_NAME.test(capability.name) || capability.name.length > MAX_CAPABILITY_NAME_LENGTH) {
+      throw new Error(
+        `capability name must be 1-${MAX_CAPABILITY_NAME_LENGTH} letters, digits or hyphens, got "${capability.name}"`,
+      );
+    }
+    if (seen.has(capability.name)) {
+      throw new Error(`capability names must be unique, got "${capability.name}" twice`);
+    }
+    seen.add(capability.name);
+    const timeout = capability.workerTimeoutSeconds;
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_LAMBDA_TIMEOUT_SECONDS) {
+      throw new Error(
+        `workerTimeoutSeconds of capability "${capability.name}" must be an integer between 1 and ${MAX_LAMBDA_TIMEOUT_SECONDS}, got ${timeout}`,
+      );
+    }
+  }
+  const receives = config.maxReceiveCount;
+  if (!Number.isInteger(receives) || receives < MIN_MAX_RECEIVE_COUNT || receives > MAX_MAX_RECEIVE_COUNT) {
+    throw new Error(
+      `maxReceiveCount must be an integer between ${MIN_MAX_RECEIVE_COUNT} and ${MAX_MAX_RECEIVE_COUNT}, got ${receives}`,
+    );
+  }
+}
