@@ -9,6 +9,7 @@ import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import type { PlatformConfig } from "#shared/config/platform";
 
 /** The repository root: NodejsFunction's project root and the base of every function entry. */
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -25,6 +26,9 @@ export const METRICS_NAMESPACE = "Agentry";
  * ESM bundles have no `require`; CommonJS dependencies bundled into them still call it for Node
  * built-ins. The banner gives them a real one.
  */
+const CREDENTIAL_PROVIDER_PACKAGE = "@aws-sdk/credential-provider-node";
+const LAMBDA_CREDENTIALS_MODULE = join(PROJECT_ROOT, "infra", "bundling", "lambda-credentials.ts");
+
 const ESM_REQUIRE_BANNER =
   "import { createRequire as __agentryCreateRequire } from 'node:module'; const require = __agentryCreateRequire(import.meta.url);";
 
@@ -61,6 +65,13 @@ export interface AgentryFunctionProps {
    * @default - unset; the runtime's default (16) applies
    */
   readonly storeShards?: number;
+  /**
+   * `PLATFORM_CONFIG`: the deployment's configuration as JSON, so routing, retries and timeouts in
+   * the function are the ones the stack was synthesized with.
+   *
+   * @default - unset; the runtime uses the default configuration
+   */
+  readonly platformConfig?: PlatformConfig;
   /**
    * Extra environment variables, on top of the contract every Agentry function gets.
    *
@@ -185,6 +196,10 @@ export class AgentryFunction extends Construct {
         sourceMap: true,
         sourcesContent: false,
         externalModules: [],
+        // On Lambda, credentials always come from the environment: the SDK's default provider chain
+        // (SSO, ini files, IMDS, web identity, with their nested STS/SSO clients) is dead weight there,
+        // ~120 KiB per bundle. See infra/bundling/lambda-credentials.ts.
+        esbuildArgs: { [`--alias:${CREDENTIAL_PROVIDER_PACKAGE}`]: LAMBDA_CREDENTIALS_MODULE },
       },
       environment: {
         ...props.environment,
@@ -196,6 +211,9 @@ export class AgentryFunction extends Construct {
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         NODE_OPTIONS: "--enable-source-maps",
         ...(props.storeShards === undefined ? {} : { STORE_SHARDS: String(props.storeShards) }),
+        ...(props.platformConfig === undefined
+          ? {}
+          : { PLATFORM_CONFIG: JSON.stringify(props.platformConfig) }),
       },
     });
 

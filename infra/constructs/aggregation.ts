@@ -96,6 +96,7 @@ export class Aggregation extends Construct {
       eventBus: props.eventBus,
       queueUrls: props.taskQueues.queueUrls(),
       storeShards: props.taskQueues.config.shards,
+      platformConfig: props.taskQueues.config,
       timeout: props.timeout,
       memorySize: props.memorySize ?? 512,
       deadLetterQueue: this.deadLetterQueue,

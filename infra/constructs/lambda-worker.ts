@@ -108,6 +108,7 @@ export class LambdaWorker extends Construct {
       eventBus: props.eventBus,
       queueUrls: taskQueues.queueUrls(queues),
       storeShards: taskQueues.config.shards,
+      platformConfig: taskQueues.config,
       deadLetterQueueUrls: taskQueues.deadLetterQueueUrls(queues),
       environment: { AGENT_TYPE: capability, CAPABILITY: capability },
       timeout,

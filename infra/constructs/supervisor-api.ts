@@ -144,6 +144,7 @@ export class SupervisorApi extends Construct {
       eventBus: props.eventBus,
       queueUrls: taskQueues.queueUrls(),
       storeShards: taskQueues.config.shards,
+      platformConfig: taskQueues.config,
       timeout,
       memorySize: props.memorySize ?? 1024,
       logRetention: props.logRetention,

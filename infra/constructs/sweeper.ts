@@ -94,6 +94,7 @@ export class Sweeper extends Construct {
       eventBus: props.eventBus,
       queueUrls: props.taskQueues.queueUrls(),
       storeShards: props.taskQueues.config.shards,
+      platformConfig: props.taskQueues.config,
       timeout,
       memorySize: props.memorySize ?? 512,
       deadLetterQueue: this.deadLetterQueue,

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { z } from "zod";
+import * as z from "zod";
 import { ValidationError } from "#shared/domain/errors";
 import { defineWorker, NonRetryableError } from "#shared/worker/define-worker";
 

@@ -1,3 +1,5 @@
+import * as z from "zod";
+
 /**
  * The one typed configuration shared by the CDK stack and the local runtime: which capabilities
  * exist (one queue each, plus a high-priority tier), which task types route to which capability,
@@ -71,4 +73,54 @@ export function queuesForCapability(capability: string): readonly [high: string,
 
 export function findCapability(config: PlatformConfig, name: string): CapabilityConfig | undefined {
   return config.capabilities.find((c) => c.name === name);
+}
+
+const PlatformConfigSchema = z.object({
+  capabilities: z
+    .array(
+      z.object({
+        name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
+        workerTimeoutSeconds: z.int().min(1).max(900),
+        maxConcurrency: z.int().min(2).max(1000),
+      }),
+    )
+    .min(1),
+  taskTypes: z.record(z.string(), z.string()),
+  retry: z.object({
+    defaultMaxAttempts: z.int().min(1).max(10),
+    baseDelaySeconds: z.number().positive(),
+    maxDelaySeconds: z.int().min(1).max(900),
+  }),
+  defaultTimeoutSeconds: z.int().min(1).max(900),
+  highPriorityThreshold: z.int(),
+  maxReceiveCount: z.int().min(1),
+  leaseGraceSeconds: z.int().min(0),
+  stuckSubmittedSeconds: z.int().min(1),
+  agentStalenessSeconds: z.int().min(1),
+  shards: z.int().min(1).max(1000),
+  finishedTaskRetentionDays: z.int().min(1),
+});
+
+/**
+ * The configuration a deployed function runs with: `PLATFORM_CONFIG` (JSON, set by the CDK stack
+ * from the config it was synthesized with), else the default. A malformed value stops the function
+ * at init with the reason, rather than routing tasks by a configuration nobody deployed.
+ *
+ * @example
+ * const config = loadPlatformConfig(process.env);
+ */
+export function loadPlatformConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): PlatformConfig {
+  const raw = env.PLATFORM_CONFIG;
+  if (raw === undefined || raw === "") return defaultPlatformConfig;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new Error("PLATFORM_CONFIG is not valid JSON");
+  }
+  const parsed = PlatformConfigSchema.safeParse(json);
+  if (!parsed.success) throw new Error(`PLATFORM_CONFIG is invalid:\n${z.prettifyError(parsed.error)}`);
+  return parsed.data;
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod";
 import type { PlatformConfig } from "#shared/config/platform";
 import { NonRetryableError } from "#shared/domain/errors";
 import { DetailType } from "#shared/domain/events";

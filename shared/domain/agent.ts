@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 export const AGENT_STATUSES = ["available", "busy", "unavailable", "error", "unknown"] as const;
 export const AgentStatusSchema = z.enum(AGENT_STATUSES);

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** Task states, named after the A2A protocol's task states. */
 export const TASK_STATUSES = [

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { SupervisorStatisticsSchema } from "#shared/domain/statistics";
 import {
   MAX_BATCH_SIZE,

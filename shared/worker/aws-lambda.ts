@@ -1,0 +1,59 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import middy from "@middy/core";
+import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { type AwsAdapters, createAwsAdapters } from "#shared/adapters/aws/clients";
+import { loadPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import type { WorkerLogger } from "#shared/core/dispatcher";
+import { EventRelay } from "#shared/core/event-relay";
+import type { WorkerDefinition } from "./define-worker.ts";
+import { createLambdaWorkerHandler } from "./lambda-handler.ts";
+
+/** Adapts a Powertools Logger to the small logger interface core and the SDK use. */
+export function toWorkerLogger(logger: Logger): WorkerLogger {
+  const call =
+    (level: "debug" | "info" | "warn" | "error") => (message: string, extra?: Record<string, unknown>) =>
+      extra === undefined ? logger[level](message) : logger[level]({ message, ...extra });
+  return { debug: call("debug"), info: call("info"), warn: call("warn"), error: call("error") };
+}
+
+/** Physical SQS queue name (the URL's last path segment) → logical queue name. */
+export function queueNamesFromUrls(queueUrls: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(queueUrls).map(([logical, url]) => [
+      new URL(url).pathname.split("/").at(-1) ?? logical,
+      logical,
+    ]),
+  );
+}
+
+/**
+ * A worker definition as a deployable SQS-triggered Lambda handler: builds the AWS adapters from
+ * the function's environment once per container, and wraps the batch handler with the Powertools
+ * logger. This is what a worker entry file exports.
+ *
+ * @example
+ * // functions/workers/translation.ts
+ * export const handler = lambdaWorker(translatorWorker);
+ */
+export function lambdaWorker(
+  worker: WorkerDefinition,
+  options: { adapters?: AwsAdapters; config?: PlatformConfig } = {},
+): (event: SQSEvent, context: Context) => Promise<SQSBatchResponse> {
+  const adapters = options.adapters ?? createAwsAdapters();
+  const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? worker.agentType });
+  const logger = toWorkerLogger(powertools);
+  const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
+  const batchHandler = createLambdaWorkerHandler(worker, {
+    store: adapters.taskStore,
+    queue: adapters.taskQueue,
+    relay,
+    config: options.config ?? loadPlatformConfig(),
+    logger,
+    queueNames: queueNamesFromUrls(adapters.environment.QUEUE_URLS),
+    ...(process.env.AGENT_ID ? { agentId: process.env.AGENT_ID } : {}),
+  });
+  return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>
+    batchHandler(event, context),
+  ).use(injectLambdaContext(powertools));
+}

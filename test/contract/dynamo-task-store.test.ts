@@ -1,0 +1,134 @@
+import { randomUUID } from "node:crypto";
+import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
+import { describe, expect, it } from "vitest";
+import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
+import { attachRequestCounter, RequestCounter } from "#shared/adapters/aws/request-accounting";
+import { keyAttributes, shardOf, TaskKeys } from "#shared/adapters/aws/table-schema";
+import { ValidationError } from "#shared/domain/errors";
+import type { Task } from "#shared/domain/task";
+import { createTestTable, dynamoTaskStoreInspector, localDynamoClient, readItem } from "#test/support/aws";
+import { describeTaskStoreContract } from "./task-store.contract.ts";
+
+const client = localDynamoClient();
+
+describeTaskStoreContract("DynamoTaskStore", {
+  create: async ({ clock }) =>
+    new DynamoTaskStore({ client, tableName: await createTestTable(client), clock }),
+  inspect: (store) => dynamoTaskStoreInspector(client, store.tableName),
+});
+
+function task(overrides: Partial<Task> = {}): Task {
+  const now = "2030-01-01T00:00:00.000Z";
+  return {
+    taskId: `task-${randomUUID()}`,
+    taskType: "echo",
+    status: "submitted",
+    input: { text: "hi" },
+    requiredCapability: "diagnostics",
+    priority: 0,
+    attempts: 0,
+    maxAttempts: 3,
+    cancelRequested: false,
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+    metadata: {},
+    ...overrides,
+  };
+}
+
+describe("DynamoTaskStore on DynamoDB", () => {
+  it("stores the task as a native map, with expiresAt a top-level number for TTL", async () => {
+    const tableName = await createTestTable(client);
+    const store = new DynamoTaskStore({ client, tableName });
+    const stored = task();
+    await store.create({ task: stored, counters: {}, events: [] });
+
+    await store.transition({
+      taskId: stored.taskId,
+      from: ["submitted"],
+      to: "canceled",
+      patch: { completedAt: stored.createdAt, expiresAt: 1_900_000_000 },
+    });
+
+    const item = await readItem(client, tableName, TaskKeys.task(stored.taskId));
+    expect(item).toMatchObject({ input: { text: "hi" }, expiresAt: 1_900_000_000, status: "canceled" });
+    expect(item?.gsi2pk).toBe(TaskKeys.byStatus("canceled", shardOf(stored.taskId, 16)));
+  });
+
+  it("creates in one request and transitions in one read and one transaction", async () => {
+    const tableName = await createTestTable(client);
+    const counted = localDynamoClient();
+    const counter = new RequestCounter();
+    attachRequestCounter(counted, counter);
+    const store = new DynamoTaskStore({ client: counted, tableName });
+    const stored = task();
+
+    await store.create({ task: stored, counters: { submitted: 1 }, events: [] });
+    const afterCreate = counter.snapshot().byOperation;
+    counter.reset();
+    await store.transition({
+      taskId: stored.taskId,
+      from: ["submitted"],
+      to: "working",
+      expectedVersion: 1,
+      patch: { leaseToken: "l" },
+      counters: { "status:working": 1 },
+    });
+    const afterTransition = counter.snapshot().byOperation;
+    counter.reset();
+    await store.transition({ taskId: stored.taskId, from: ["working"], patch: { cancelRequested: true } });
+
+    expect(afterCreate).toEqual({ "DynamoDB.TransactWriteItems": 1 });
+    expect(afterTransition).toEqual({ "DynamoDB.GetItem": 1, "DynamoDB.TransactWriteItems": 1 });
+    expect(counter.snapshot()).toEqual({
+      total: 1,
+      byService: { DynamoDB: 1 },
+      byOperation: { "DynamoDB.UpdateItem": 1 },
+    });
+  });
+
+  it("spreads statistics over counter shards and sums them", async () => {
+    const tableName = await createTestTable(client);
+    const store = new DynamoTaskStore({ client, tableName, shards: 8 });
+
+    await Promise.all(
+      Array.from({ length: 40 }, () =>
+        store.create({ task: task(), counters: { submitted: 1 }, events: [] }),
+      ),
+    );
+
+    const counterItems = (
+      await Promise.all(
+        Array.from({ length: 8 }, (_, shard) => readItem(client, tableName, TaskKeys.counters(shard))),
+      )
+    ).filter((item) => item !== undefined);
+    expect(counterItems.length).toBeGreaterThan(1);
+    expect(await store.readCounters()).toEqual({ submitted: 40 });
+  });
+
+  it("takes over an idempotency key whose task has expired", async () => {
+    const tableName = await createTestTable(client);
+    const store = new DynamoTaskStore({ client, tableName });
+    const expired = task({ idempotencyKey: "reused-key" });
+    await store.create({ task: expired, counters: {}, events: [] });
+    await client.send(
+      new DeleteItemCommand({ TableName: tableName, Key: keyAttributes(TaskKeys.task(expired.taskId)) }),
+    );
+    const next = task({ idempotencyKey: "reused-key" });
+
+    const outcome = await store.create({ task: next, counters: {}, events: [] });
+
+    expect(outcome).toEqual({ created: true, task: next });
+    expect(await readItem(client, tableName, TaskKeys.idempotency("reused-key"))).toMatchObject({
+      taskId: next.taskId,
+      expiresAt: expect.any(Number),
+    });
+  });
+
+  it("rejects a cursor it did not issue", async () => {
+    const store = new DynamoTaskStore({ client, tableName: await createTestTable(client) });
+
+    await expect(store.list({ limit: 5, cursor: "bm90LWEtY3Vyc29y" })).rejects.toThrow(ValidationError);
+  });
+});
