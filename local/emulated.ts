@@ -1,0 +1,125 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { DynamoAgentRegistry } from "#shared/adapters/aws/dynamo-agent-registry";
+import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
+import { attachRequestCounter, RequestCounter } from "#shared/adapters/aws/request-accounting";
+import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
+import { type PlatformConfig, queuesForCapability } from "#shared/config/platform";
+import type { WorkerLogger } from "#shared/core/dispatcher";
+import type { EventRelay } from "#shared/core/event-relay";
+import { queueNamesFromUrls } from "#shared/worker/aws-lambda";
+import type { WorkerDefinition } from "#shared/worker/define-worker";
+import { createLambdaWorkerHandler } from "#shared/worker/lambda-handler";
+import { type RunningEmulators, startEmulators } from "./emulators.ts";
+import { type ProvisionedResources, provisionLocalResources } from "./provision.ts";
+import { type RunningEventSource, startSqsEventSource } from "./sqs-event-source.ts";
+
+const REGION = "us-east-1";
+const CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
+
+export interface EmulatedInfrastructure {
+  readonly emulators: RunningEmulators;
+  readonly resources: ProvisionedResources;
+  readonly dynamodb: DynamoDBClient;
+  readonly sqs: SQSClient;
+  readonly store: DynamoTaskStore;
+  readonly queue: SqsTaskQueue;
+  readonly registry: DynamoAgentRegistry;
+  /** Every AWS request the platform made, by service and operation (the cost model's input). */
+  readonly requests: RequestCounter;
+  stop(): Promise<void>;
+}
+
+/**
+ * The AWS side of `npm start -- --emulated`: starts Amazon DynamoDB Local and the fauxqs SQS
+ * emulator, creates the table and queues the CDK stack would create, and builds the AWS adapters on
+ * them with request accounting. EventBridge has no emulator: the caller keeps the in-process bus,
+ * which implements EventBridge's pattern matching.
+ *
+ * @example
+ * const infra = await startEmulatedInfrastructure(config);
+ * await infra.stop();
+ */
+export async function startEmulatedInfrastructure(config: PlatformConfig): Promise<EmulatedInfrastructure> {
+  const emulators = await startEmulators();
+  try {
+    const requests = new RequestCounter();
+    const dynamodb = new DynamoDBClient({
+      endpoint: emulators.dynamoEndpoint,
+      region: REGION,
+      credentials: CREDENTIALS,
+    });
+    const sqs = new SQSClient({
+      endpoint: emulators.sqsEndpoint,
+      region: REGION,
+      credentials: CREDENTIALS,
+      useQueueUrlAsEndpoint: false,
+    });
+    const resources = await provisionLocalResources({ dynamodb, sqs, config, prefix: "agentry-local" });
+    // Count only the platform's requests, not the provisioning above.
+    attachRequestCounter(dynamodb, requests);
+    attachRequestCounter(sqs, requests);
+    return {
+      emulators,
+      resources,
+      dynamodb,
+      sqs,
+      requests,
+      store: new DynamoTaskStore({ client: dynamodb, tableName: resources.tableName, shards: config.shards }),
+      queue: new SqsTaskQueue({ client: sqs, queueUrls: resources.queueUrls, dlqUrls: resources.dlqUrls }),
+      registry: new DynamoAgentRegistry({ client: dynamodb, tableName: resources.tableName }),
+      async stop() {
+        dynamodb.destroy();
+        sqs.destroy();
+        await emulators.stop();
+      },
+    };
+  } catch (error) {
+    await emulators.stop();
+    throw error;
+  }
+}
+
+/**
+ * Runs workers the way AWS does: each worker definition becomes the SQS-batch Lambda handler it is
+ * deployed as, fed by an event-source-mapping loop per queue it consumes.
+ */
+export async function startEmulatedLambdaWorkers(
+  infra: EmulatedInfrastructure,
+  workers: readonly WorkerDefinition[],
+  deps: { relay: EventRelay; config: PlatformConfig; logger: (agentType: string) => WorkerLogger },
+): Promise<RunningEventSource[]> {
+  const queueNames = queueNamesFromUrls(infra.resources.queueUrls);
+  const sources: RunningEventSource[] = [];
+  for (const worker of workers) {
+    const logger = deps.logger(worker.agentType);
+    const handler = createLambdaWorkerHandler(worker, {
+      store: infra.store,
+      queue: infra.queue,
+      relay: deps.relay,
+      config: deps.config,
+      logger,
+      queueNames,
+    });
+    for (const capability of worker.capabilities) {
+      const capabilityConfig = deps.config.capabilities.find((c) => c.name === capability);
+      for (const logical of queuesForCapability(capability)) {
+        const queueUrl = infra.resources.queueUrls[logical];
+        if (!queueUrl) throw new Error(`no queue provisioned for ${logical}`);
+        sources.push(
+          await startSqsEventSource({
+            sqs: infra.sqs,
+            queueUrl,
+            handler: (event) =>
+              handler(event, {
+                getRemainingTimeInMillis: () => (capabilityConfig?.workerTimeoutSeconds ?? 30) * 1000,
+              }),
+            logger,
+            maxConcurrency: Math.min(capabilityConfig?.maxConcurrency ?? 2, 4),
+          }),
+        );
+      }
+    }
+  }
+  return sources;
+}
