@@ -1,0 +1,567 @@
+import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteMessageCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { keyAttributes, TaskKeys } from "#shared/adapters/aws/table-schema";
+import type { Task } from "#shared/domain/task";
+import { localDynamoClient, localSqsClient } from "#test/support/aws";
+import { httpApiEvent } from "#test/support/http-api-events";
+import { propertiesOf, resourcesOfType } from "./synth-run/cfn.ts";
+import { agentryTableLayout, templateTableLayout } from "./synth-run/emulated-resources.ts";
+import { grantedActions, isAllowed, statementsOfRole, wildcardMatch } from "./synth-run/iam-policy.ts";
+import { type LocalApp, type LocalAppFunction, REGION, startLocalApp } from "./synth-run/local-app.ts";
+
+/**
+ * The synthesized app, run locally (issue #4): the template `cdk synth` produces is stood up on
+ * DynamoDB Local, fauxqs and a small EventBridge stand-in, its bundled functions run with the
+ * environment the template gives them, tasks are driven end to end through them, and every AWS call
+ * each function makes is checked against the IAM policy the template gives its role.
+ */
+
+/** Synthesis bundles six functions with esbuild; provisioning and imports add a few seconds. */
+const SETUP_TIMEOUT_MS = 180_000;
+const DRIVE_TIMEOUT_MS = 45_000;
+const TERMINAL = new Set(["completed", "failed", "canceled", "rejected"]);
+
+/**
+ * Grants the Lambda service and the X-Ray daemon use with the function's role, never our code: they
+ * cannot show up in a local run.
+ */
+const LAMBDA_SERVICE_GRANTS: Readonly<Record<string, string>> = {
+  "logs:CreateLogStream": "the Lambda service creates the function's log stream in its own log group",
+  "logs:PutLogEvents": "the Lambda service writes the function's logs to its own log group",
+  "xray:PutTraceSegments": "active tracing: Lambda's X-Ray daemon sends the function's segments",
+  "xray:PutTelemetryRecords": "active tracing: Lambda's X-Ray daemon reports its telemetry",
+};
+
+const NO_CONDITION_CHECK =
+  "no code issues a ConditionCheck item (every guard is a ConditionExpression on the Put or Update itself); granted ahead of need, a candidate for removal";
+const QUEUE_LOOKUPS_UNUSED =
+  "bundled with SendMessage by Queue.grantSendMessages; the SqsTaskQueue adapter sends to the URLs in QUEUE_URLS and never calls it, a candidate for removal";
+
+const WORKER_GRANTS: Readonly<Record<string, string>> = {
+  ...LAMBDA_SERVICE_GRANTS,
+  "dynamodb:ConditionCheckItem": NO_CONDITION_CHECK,
+  "dynamodb:Query":
+    "no worker code path queries: the dispatcher reads its task by key (GetItem) and the relay deletes outbox entries by key; listings and outbox scans belong to the supervisor and the sweeper. A candidate for removal",
+  "sqs:ChangeMessageVisibility":
+    "only the `release` settlement of a contended task (SqsTaskQueue.retryLater) changes a message's visibility; no two deliveries of one task race in this drive",
+  "sqs:GetQueueUrl":
+    "bundled by grantConsumeMessages and grantSendMessages; neither the event source mapping nor the worker looks a queue up by name",
+};
+
+/** Worker grants used only when a task of that capability fails (retry or dead letter). */
+const SEND_ONLY_ON_FAILURE =
+  "a worker sends only to retry a failed attempt (a delayed message on the task's queue) or to dead-letter a message; no task of this capability fails in this drive";
+
+/**
+ * Grants a function's role holds that the drive did not use, each with the reason it is there,
+ * checked against the code. A grant that nobody uses and nobody justified fails the test, and so does
+ * a reason for a grant that the drive does use or that is no longer granted. Keys are the functions'
+ * POWERTOOLS_SERVICE_NAME; the check is per action (an action used on one resource counts as used).
+ */
+const UNUSED_GRANTS_WITH_REASON: Record<string, Record<string, string>> = {
+  "supervisor-api": {
+    ...LAMBDA_SERVICE_GRANTS,
+    "dynamodb:ConditionCheckItem": NO_CONDITION_CHECK,
+    "dynamodb:DeleteItem":
+      "only DELETE /agents/{agentId} deletes (DynamoAgentRegistry.unregister removes the profile and load items in one transaction); this drive registers no agent",
+    "sqs:GetQueueAttributes": QUEUE_LOOKUPS_UNUSED,
+    "sqs:GetQueueUrl": QUEUE_LOOKUPS_UNUSED,
+  },
+  sweeper: {
+    ...LAMBDA_SERVICE_GRANTS,
+    "dynamodb:ConditionCheckItem": NO_CONDITION_CHECK,
+    "dynamodb:DeleteItem":
+      "no sweeper code path deletes an item (only DynamoAgentRegistry.unregister does, which the sweeper never calls; outbox entries go through BatchWriteItem). A candidate for removal",
+    "dynamodb:GetItem":
+      "read by a lease recovery (Sweeper.recover → DynamoTaskStore.transition reads the task before its transaction); no lease expires in this drive",
+    "dynamodb:PutItem":
+      "the outbox entry a lease recovery writes inside its transaction; no lease expires in this drive",
+    "dynamodb:BatchGetItem":
+      "the agent liveness sweep reads the load items of the agents it lists (DynamoAgentRegistry.list); this drive registers no agent",
+    "dynamodb:BatchWriteItem":
+      "EventRelay.clearEvents after republishing the outbox or publishing a lease recovery's event; neither happens in this drive (outbox entries younger than the 30 s grace are left alone)",
+    "events:PutEvents":
+      "republishing outbox entries older than the 30 s grace and a lease recovery's lifecycle event; neither happens in this drive",
+    "sqs:GetQueueAttributes": QUEUE_LOOKUPS_UNUSED,
+    "sqs:GetQueueUrl": QUEUE_LOOKUPS_UNUSED,
+  },
+  "text-analysis": { ...WORKER_GRANTS, "sqs:SendMessage": SEND_ONLY_ON_FAILURE },
+  summarization: { ...WORKER_GRANTS, "sqs:SendMessage": SEND_ONLY_ON_FAILURE },
+  diagnostics: { ...WORKER_GRANTS },
+};
+
+/**
+ * Functions this drive invokes but that make no AWS call, so their grants cannot be judged by it.
+ * Listing a function that does make calls fails the test.
+ */
+const NOT_EXERCISED_WITH_REASON: Record<string, string> = {
+  aggregator:
+    "it only acts on terminal events of tasks that belong to a job, and no task here does: functions/supervisor-api.ts does not serve POST /jobs (yet), and POST /tasks cannot set a jobId. It receives and ignores every lifecycle event",
+};
+
+interface ExpectedTask {
+  readonly submit: Record<string, unknown>;
+  readonly output: unknown;
+  readonly attempts: number;
+  readonly workerAgentId: string;
+}
+
+/** One batch over every task type and both tiers of every capability, one task retried once. */
+const BATCH: readonly ExpectedTask[] = [
+  {
+    submit: { taskType: "analyze_text", input: { text: "Agents talk. Workers work." } },
+    output: { words: 4, characters: 26, sentences: 2 },
+    attempts: 1,
+    workerAgentId: "lambda:text-analyzer",
+  },
+  {
+    submit: { taskType: "analyze_text", priority: 9, input: { text: "Urgent: one sentence" } },
+    output: { words: 3, characters: 20, sentences: 1 },
+    attempts: 1,
+    workerAgentId: "lambda:text-analyzer",
+  },
+  {
+    submit: {
+      taskType: "summarize",
+      input: { text: "First point. Second point. Third point.", maxSentences: 2 },
+    },
+    output: { summary: "First point. Second point." },
+    attempts: 1,
+    workerAgentId: "lambda:summarizer",
+  },
+  {
+    submit: { taskType: "summarize", priority: 9, input: { text: "Urgent. Details follow." } },
+    output: { summary: "Urgent." },
+    attempts: 1,
+    workerAgentId: "lambda:summarizer",
+  },
+  {
+    submit: { taskType: "echo", input: { value: { hello: "world" } } },
+    output: { value: { hello: "world" }, attempt: 1 },
+    attempts: 1,
+    workerAgentId: "lambda:diagnostics",
+  },
+  {
+    submit: { taskType: "echo", priority: 9, input: { value: 42 } },
+    output: { value: 42, attempt: 1 },
+    attempts: 1,
+    workerAgentId: "lambda:diagnostics",
+  },
+  {
+    // Fails its first attempt on purpose: the worker sends the retry to its queue with a delay.
+    submit: { taskType: "echo", input: { value: "second time lucky", failAttempts: 1 } },
+    output: { value: "second time lucky", attempt: 2 },
+    attempts: 2,
+    workerAgentId: "lambda:diagnostics",
+  },
+];
+
+/** A task whose queue message is lost after submission; only the sweeper can get it running. */
+const STRANDED: ExpectedTask = {
+  submit: { taskType: "echo", input: { value: "recovered by the sweeper" } },
+  output: { value: "recovered by the sweeper", attempt: 1 },
+  attempts: 1,
+  workerAgentId: "lambda:diagnostics",
+};
+
+interface ApiAnswer {
+  readonly statusCode: number;
+  readonly body: any;
+}
+
+interface DriveResult {
+  readonly batchIds: readonly string[];
+  readonly strandedId: string;
+  /** Task ids of the messages removed from the stranded task's queue. */
+  readonly drained: readonly (string | undefined)[];
+  readonly batchTasks: ReadonlyMap<string, Task>;
+  readonly sweepReport: any;
+  readonly strandedTask: Task | undefined;
+  readonly listed: ApiAnswer;
+  readonly listedByStatus: ApiAnswer;
+  readonly stats: ApiAnswer;
+}
+
+describe("the synthesized app, run locally on the emulators", () => {
+  let app: LocalApp;
+  let drive: DriveResult;
+  const dynamodb = localDynamoClient();
+  const sqs = localSqsClient();
+
+  const callApi = async (method: string, path: string, body?: unknown): Promise<ApiAnswer> => {
+    const answer = (await app.api.invoke(httpApiEvent({ method, path, body }))) as {
+      statusCode: number;
+      body?: string;
+    };
+    return {
+      statusCode: answer.statusCode,
+      body: answer.body === undefined ? undefined : JSON.parse(answer.body),
+    };
+  };
+
+  const waitForTerminal = async (ids: readonly string[], timeoutMs: number): Promise<Map<string, Task>> => {
+    const seen = new Map<string, Task>();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const id of ids) {
+        if (TERMINAL.has(seen.get(id)?.status ?? "")) continue;
+        const answer = await callApi("GET", `/tasks/${id}`);
+        if (answer.statusCode === 200) seen.set(id, answer.body as Task);
+      }
+      if (ids.every((id) => TERMINAL.has(seen.get(id)?.status ?? "")) || Date.now() > deadline) return seen;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+
+  beforeAll(async () => {
+    app = await startLocalApp({
+      dynamoEndpoint: inject("dynamoEndpoint"),
+      sqsEndpoint: inject("sqsEndpoint"),
+      dynamodb,
+      sqs,
+    });
+    const [table] = app.emulated.tableArns.keys();
+
+    // 1. A task whose message never reaches a worker: submitted, then its message removed from the
+    //    queue before any event source runs, and its last update moved into the past.
+    const stranded = await callApi("POST", "/tasks", STRANDED.submit);
+    const strandedId = String(stranded.body?.tasks?.[0]?.taskId);
+    const storedItem = await dynamodb.send(
+      new GetItemCommand({
+        TableName: table,
+        Key: keyAttributes(TaskKeys.task(strandedId)),
+        ConsistentRead: true,
+      }),
+    );
+    const strandedQueue = String(unmarshall(storedItem.Item ?? {}).queue);
+    const queueUrl = JSON.parse(app.api.templateEnv.QUEUE_URLS ?? "{}")[strandedQueue] as string;
+    const received = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    const drained = (received.Messages ?? []).map(
+      (m) => (JSON.parse(m.Body ?? "{}") as { taskId?: string }).taskId,
+    );
+    for (const message of received.Messages ?? []) {
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+    }
+    await dynamodb.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: keyAttributes(TaskKeys.task(strandedId)),
+        UpdateExpression: "SET updatedAt = :past",
+        ExpressionAttributeValues: { ":past": { S: new Date(Date.now() - 10 * 60_000).toISOString() } },
+      }),
+    );
+
+    // 2. The batch, then the event source mappings, until every task of the batch is terminal.
+    const submitted = await callApi("POST", "/tasks", { tasks: BATCH.map((t) => t.submit) });
+    const batchIds = ((submitted.body?.tasks ?? []) as { taskId: string }[]).map((t) => t.taskId);
+    await app.startEventSources();
+    const batchTasks = await waitForTerminal(batchIds, DRIVE_TIMEOUT_MS);
+
+    // 3. Reads the API serves from both indexes and the sharded counters.
+    const listed = await callApi("GET", "/tasks?limit=50");
+    const listedByStatus = await callApi("GET", "/tasks?status=completed&limit=50");
+    const stats = await callApi("GET", "/stats");
+
+    // 4. One scheduled sweep: it finds the stranded task and enqueues it again. Without an Input on
+    //    the target, EventBridge Scheduler delivers its default notification, shaped like this.
+    const sweepReport = await app.scheduled.fn.invoke(
+      app.scheduled.input ?? {
+        version: "0",
+        id: "00000000-0000-0000-0000-000000000000",
+        "detail-type": "Scheduled Event",
+        source: "aws.scheduler",
+        account: app.emulated.account,
+        time: new Date().toISOString(),
+        region: REGION,
+        resources: [app.scheduled.scheduleArn],
+        detail: "{}",
+      },
+    );
+    const strandedTask = (await waitForTerminal([strandedId], DRIVE_TIMEOUT_MS)).get(strandedId);
+    await app.bus.idle();
+
+    drive = {
+      batchIds,
+      strandedId,
+      drained,
+      batchTasks,
+      sweepReport,
+      strandedTask,
+      listed,
+      listedByStatus,
+      stats,
+    };
+  }, SETUP_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await app?.stop();
+    dynamodb.destroy();
+    sqs.destroy();
+  });
+
+  describe("synthesis", () => {
+    it("maps every function in the template to its bundled handler", () => {
+      const functions = resourcesOfType(app.template, "AWS::Lambda::Function");
+
+      expect(functions.length).toBeGreaterThan(0);
+      expect([...app.functions.keys()].sort()).toEqual(functions.map(([id]) => id).sort());
+    });
+
+    it("declares exactly the table layout createAgentryTable creates", () => {
+      const [[, table] = []] = resourcesOfType(app.template, "AWS::DynamoDB::Table");
+
+      expect(table && templateTableLayout(table)).toEqual(agentryTableLayout());
+    });
+
+    it("gives every function an environment that resolves against the emulated resources", () => {
+      for (const fn of app.functions.values()) {
+        const queueUrls = JSON.parse(fn.templateEnv.QUEUE_URLS ?? "null") as Record<string, string>;
+        const dlqUrls = JSON.parse(fn.templateEnv.DLQ_URLS ?? "null") as Record<string, string>;
+
+        expect(app.emulated.tableArns.has(fn.templateEnv.TABLE_NAME ?? ""), fn.service).toBe(true);
+        expect(app.emulated.busArns.has(fn.templateEnv.EVENT_BUS_NAME ?? ""), fn.service).toBe(true);
+        for (const url of [...Object.values(queueUrls), ...Object.values(dlqUrls)]) {
+          expect(app.emulated.queueArns.has(url), `${fn.service}: ${url}`).toBe(true);
+        }
+      }
+    });
+  });
+
+  describe("the drive", () => {
+    it("accepts the batch, and strands one task by removing its only message", () => {
+      expect(drive.batchIds).toHaveLength(BATCH.length);
+      expect(drive.drained).toEqual([drive.strandedId]);
+    });
+
+    it("completes every task of the batch with its handler's output, on the worker of its capability", () => {
+      const outcomes = drive.batchIds.map((id) => {
+        const task = drive.batchTasks.get(id);
+        return {
+          status: task?.status,
+          output: task?.result?.output,
+          attempts: task?.attempts,
+          workerAgentId: task?.workerAgentId,
+        };
+      });
+
+      expect(outcomes).toEqual(
+        BATCH.map((t) => ({
+          status: "completed",
+          output: t.output,
+          attempts: t.attempts,
+          workerAgentId: t.workerAgentId,
+        })),
+      );
+    });
+
+    it("sends the batch to both tiers of every capability", () => {
+      const sentTo = new Set(
+        app.calls
+          .filter((c) => c.caller === app.api.service && c.target === "AmazonSQS.SendMessageBatch")
+          .flatMap((c) => c.authorizations.map((a) => a.resource)),
+      );
+      const taskQueues = Object.values(
+        JSON.parse(app.api.templateEnv.QUEUE_URLS ?? "{}") as Record<string, string>,
+      );
+
+      expect([...sentTo].sort()).toEqual(taskQueues.map((url) => app.emulated.queueArns.get(url)).sort());
+    });
+
+    it("lists the tasks, all and by status, and counts them in the statistics", () => {
+      const ids = (answer: ApiAnswer) => (answer.body?.items ?? []).map((t: Task) => t.taskId);
+
+      expect([drive.listed.statusCode, drive.listedByStatus.statusCode]).toEqual([200, 200]);
+      expect(ids(drive.listed)).toEqual(expect.arrayContaining([...drive.batchIds, drive.strandedId]));
+      expect(ids(drive.listedByStatus).sort()).toEqual([...drive.batchIds].sort());
+      expect(drive.stats.statusCode).toBe(200);
+      expect(drive.stats.body).toMatchObject({
+        totalTasksSubmitted: BATCH.length + 1,
+        tasksCompleted: BATCH.length,
+        tasksPending: 1,
+      });
+    });
+
+    it("re-enqueues the stranded task on the scheduled sweep, and a worker completes it", () => {
+      expect(drive.sweepReport).toMatchObject({ reenqueued: 1, expiredLeases: 0 });
+      expect({
+        status: drive.strandedTask?.status,
+        output: drive.strandedTask?.result?.output,
+        workerAgentId: drive.strandedTask?.workerAgentId,
+      }).toEqual({ status: "completed", output: STRANDED.output, workerAgentId: STRANDED.workerAgentId });
+    });
+
+    it("routes every task's Submitted and Completed events through the lifecycle rule to its target", () => {
+      const delivered = app.bus.deliveries.map(
+        (d) => `${d.target} ${(d.event.detail as Task).taskId} ${d.event["detail-type"]}`,
+      );
+      const targets = app.rules.flatMap((rule) => rule.targets);
+
+      expect(targets.length).toBeGreaterThan(0);
+      for (const target of targets) {
+        for (const id of [...drive.batchIds, drive.strandedId]) {
+          expect(delivered).toContain(`${target} ${id} Task Submitted`);
+          expect(delivered).toContain(`${target} ${id} Task Completed`);
+        }
+      }
+    });
+
+    it("runs every delivered event without an error (placeholder targets are not run)", () => {
+      const failed = app.bus.deliveries
+        .filter((d) => d.outcome === "failed")
+        .map((d) => `${d.target}: ${d.error}`);
+      const skipped = app.bus.deliveries.filter((d) => d.outcome === "skipped").map((d) => d.target);
+      const placeholders = [...app.functions.values()]
+        .filter((fn) => fn.placeholder)
+        .map((fn) => fn.logicalId);
+
+      expect(failed).toEqual([]);
+      expect(new Set(skipped)).toEqual(new Set(skipped.length > 0 ? placeholders : []));
+    });
+
+    it("polls every event source mapping without an error", () => {
+      expect(app.eventSourceErrors).toEqual([]);
+    });
+
+    it("gets a successful answer from the emulators for every call the functions made", () => {
+      const failed = app.calls
+        .filter((c) => c.status >= 400)
+        .map((c) => `${c.caller} ${c.target} → ${c.status}`);
+
+      expect(failed).toEqual([]);
+    });
+  });
+
+  describe("IAM", () => {
+    it("records AWS calls for every function, except the reviewed ones the drive only invokes", () => {
+      const services = new Set([...app.functions.values()].map((fn) => fn.service));
+      const reviewed = [...Object.keys(NOT_EXERCISED_WITH_REASON), ...Object.keys(UNUSED_GRANTS_WITH_REASON)];
+      const callers = new Set(app.calls.map((c) => c.caller));
+      const invoked = new Set(
+        app.bus.deliveries.filter((d) => d.outcome === "succeeded").map((d) => d.target),
+      );
+      const outcome = [...app.functions.values()].map((fn) => ({
+        service: fn.service,
+        placeholder: fn.placeholder,
+        madeCalls: callers.has(fn.service),
+        reviewedAsNotExercised: fn.service in NOT_EXERCISED_WITH_REASON,
+        invoked: callers.has(fn.service) || invoked.has(fn.logicalId),
+      }));
+
+      expect(
+        reviewed.filter((service) => !services.has(service)),
+        "reviewed functions that do not exist",
+      ).toEqual([]);
+      expect(outcome).toEqual(
+        [...app.functions.values()].map((fn) => {
+          const notExercised = fn.service in NOT_EXERCISED_WITH_REASON;
+          return {
+            service: fn.service,
+            placeholder: fn.placeholder,
+            madeCalls: !fn.placeholder && !notExercised,
+            reviewedAsNotExercised: notExercised,
+            invoked: !fn.placeholder,
+          };
+        }),
+      );
+    });
+
+    it("allows every call each function made, on the resource it made it on", () => {
+      const denied: string[] = [];
+      for (const fn of app.functions.values()) {
+        const statements = statementsOfRole(app.template, fn.roleLogicalId, app.emulated.resolver);
+        for (const call of app.calls.filter((c) => c.caller === fn.service)) {
+          for (const { action, resource } of call.authorizations) {
+            if (!isAllowed(statements, action, resource))
+              denied.push(`${fn.service}: ${call.target} needs ${action} on ${resource}`);
+          }
+        }
+      }
+
+      expect([...new Set(denied)]).toEqual([]);
+    });
+
+    it("justifies every grant the drive did not use, and only those", () => {
+      const unjustified: string[] = [];
+      const stale: string[] = [];
+      for (const fn of app.functions.values()) {
+        if (fn.placeholder || fn.service in NOT_EXERCISED_WITH_REASON) continue;
+        const reviewed = UNUSED_GRANTS_WITH_REASON[fn.service] ?? {};
+        const granted = grantedActions(
+          statementsOfRole(app.template, fn.roleLogicalId, app.emulated.resolver),
+        );
+        const used = new Set(
+          app.calls
+            .filter((c) => c.caller === fn.service)
+            .flatMap((c) => c.authorizations.map((a) => a.action)),
+        );
+        const unused = granted.filter(
+          (grant) => ![...used].some((action) => wildcardMatch(grant, action, true)),
+        );
+        for (const action of unused) if (!(action in reviewed)) unjustified.push(`${fn.service}: ${action}`);
+        for (const action of Object.keys(reviewed)) {
+          if (!unused.includes(action))
+            stale.push(`${fn.service}: ${action} (${granted.includes(action) ? "used" : "not granted"})`);
+        }
+      }
+
+      expect({ unjustified, stale }).toEqual({ unjustified: [], stale: [] });
+    });
+
+    it("authorizes every way the run invokes a function", () => {
+      const permissions = resourcesOfType(app.template, "AWS::Lambda::Permission").map(([id, permission]) => {
+        const p = propertiesOf(permission);
+        return {
+          functionArn: app.emulated.resolver.resolveString(p.FunctionName, `${id}.FunctionName`),
+          principal: String(p.Principal),
+          sourceArn:
+            p.SourceArn === undefined
+              ? undefined
+              : app.emulated.resolver.resolveString(p.SourceArn, `${id}.SourceArn`),
+          action: String(p.Action),
+        };
+      });
+      const arnOf = (fn: LocalAppFunction) => app.emulated.resources.get(fn.logicalId)?.attributes.Arn;
+      const invokable = (fn: LocalAppFunction, principal: string, sourceArn: string) =>
+        permissions.some(
+          (p) =>
+            p.functionArn === arnOf(fn) &&
+            p.principal === principal &&
+            p.action === "lambda:InvokeFunction" &&
+            (p.sourceArn === undefined || wildcardMatch(p.sourceArn, sourceArn, false)),
+        );
+      const [[apiId] = []] = resourcesOfType(app.template, "AWS::ApiGatewayV2::Api");
+      const apiRef = app.emulated.resources.get(String(apiId))?.ref;
+      const [[scheduleId, schedule] = []] = resourcesOfType(app.template, "AWS::Scheduler::Schedule");
+      const scheduleTarget = propertiesOf(schedule ?? { Type: "" }).Target as { RoleArn: unknown };
+      const scheduleRole = app.emulated.resolver.logicalIdOf(
+        app.emulated.resolver.resolveString(scheduleTarget.RoleArn, `${scheduleId}.Target.RoleArn`),
+      );
+
+      // API Gateway presents the route's resource path, with the request's method, as the source ARN.
+      for (const method of ["GET", "POST"]) {
+        const sourceArn = `arn:aws:execute-api:${REGION}:${app.emulated.account}:${apiRef}/$default/${method}/{proxy+}`;
+        expect(invokable(app.api, "apigateway.amazonaws.com", sourceArn), sourceArn).toBe(true);
+      }
+      for (const rule of app.rules) {
+        const ruleArn = app.emulated.resources.get(rule.ruleId)?.attributes.Arn ?? "";
+        for (const target of rule.targets) {
+          const fn = app.functions.get(target);
+          expect(fn && invokable(fn, "events.amazonaws.com", ruleArn), `${rule.ruleId} → ${target}`).toBe(
+            true,
+          );
+        }
+      }
+      expect(
+        isAllowed(
+          statementsOfRole(app.template, String(scheduleRole), app.emulated.resolver),
+          "lambda:InvokeFunction",
+          arnOf(app.scheduled.fn) ?? "",
+        ),
+      ).toBe(true);
+    });
+  });
+});
