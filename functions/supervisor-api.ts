@@ -2,14 +2,18 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { Tracer } from "@aws-lambda-powertools/tracer";
 import { createAwsAdapters, createAwsClients, readAwsAdapterEnvironment } from "#shared/adapters/aws/clients";
+import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { AgentRouter } from "#shared/core/agents/agent-router";
 import { AgentService } from "#shared/core/agents/agent-service";
 import { MessagingService } from "#shared/core/agents/messaging-service";
 import { EventRelay } from "#shared/core/event-relay";
+import { JobService } from "#shared/core/jobs/job-service";
+import { createReducerRegistry } from "#shared/core/jobs/reducers";
 import { Supervisor } from "#shared/core/supervisor";
 import { agentRoutes } from "#shared/http/agent-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
+import { jobRoutes } from "#shared/http/job-routes";
 
 /**
  * The supervisor HTTP API on Lambda (API Gateway HTTP API, payload v2). Composition root only:
@@ -51,11 +55,25 @@ const messaging = new MessagingService({
   publisher: eventPublisher,
   logger: coreLogger,
 });
+// Jobs (issue #6): the same table, the same shards. Custom reducers are registered here and in
+// functions/aggregator.ts: the same list in both, so a job the API accepts is one the aggregator can reduce.
+const jobs = new JobService({
+  jobs: new DynamoJobStore({
+    client: clients.dynamodb,
+    tableName: environment.TABLE_NAME,
+    shards: environment.STORE_SHARDS,
+  }),
+  tasks: store,
+  supervisor,
+  publisher: eventPublisher,
+  reducers: createReducerRegistry(),
+  logger: coreLogger,
+});
 
 export const handler = createSupervisorApiHandler({
   supervisor,
   logger,
   tracer,
   metrics,
-  extraRoutes: [...agentRoutes({ agents, messaging })],
+  extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
 });

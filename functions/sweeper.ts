@@ -2,9 +2,13 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
+import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
 import { EventRelay } from "#shared/core/event-relay";
+import { Aggregator, type DueJobsReport } from "#shared/core/jobs/aggregator";
+import { createReducerRegistry } from "#shared/core/jobs/reducers";
+import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper, type SweepReport } from "#shared/core/sweeper";
 import { toWorkerLogger } from "#shared/worker/aws-lambda";
 
@@ -12,11 +16,31 @@ import { toWorkerLogger } from "#shared/worker/aws-lambda";
 const adapters = createAwsAdapters();
 const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "sweeper" });
 const logger = toWorkerLogger(powertools);
+const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
 const sweeper = new Sweeper({
   store: adapters.taskStore,
   queue: adapters.taskQueue,
-  relay: new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger }),
+  relay,
   config: loadPlatformConfig(),
+});
+// Jobs (issue #6): deadlines, interrupted pipeline steps and unconfirmed `Job Completed` events.
+const jobs = new Aggregator({
+  jobs: new DynamoJobStore({
+    client: adapters.clients.dynamodb,
+    tableName: adapters.environment.TABLE_NAME,
+    shards: adapters.environment.STORE_SHARDS,
+  }),
+  tasks: adapters.taskStore,
+  supervisor: new Supervisor({
+    store: adapters.taskStore,
+    queue: adapters.taskQueue,
+    relay,
+    config: loadPlatformConfig(),
+    logger,
+  }),
+  publisher: adapters.eventPublisher,
+  reducers: createReducerRegistry(),
+  logger,
 });
 
 const agentLiveness = new AgentLivenessSweeper({
@@ -24,12 +48,23 @@ const agentLiveness = new AgentLivenessSweeper({
   config: loadPlatformConfig(),
 });
 
-const lambdaHandler = async (): Promise<SweepReport & { agentsMarkedUnavailable: readonly string[] }> => {
-  // Independent loops: a failure of one must not skip the other (the invocation still fails after both).
-  const [tasks, agents] = await Promise.allSettled([sweeper.sweep(), agentLiveness.sweep()]);
+const lambdaHandler = async (): Promise<
+  SweepReport & { agentsMarkedUnavailable: readonly string[]; jobs: DueJobsReport }
+> => {
+  // Independent loops: a failure of one must not skip the others (the invocation still fails after all).
+  const [tasks, agents, dueJobs] = await Promise.allSettled([
+    sweeper.sweep(),
+    agentLiveness.sweep(),
+    jobs.advanceDueJobs(new Date()),
+  ]);
   if (tasks.status === "rejected") throw tasks.reason;
   if (agents.status === "rejected") throw agents.reason;
-  const report = { ...tasks.value, agentsMarkedUnavailable: agents.value.markedUnavailable };
+  if (dueJobs.status === "rejected") throw dueJobs.reason;
+  const report = {
+    ...tasks.value,
+    agentsMarkedUnavailable: agents.value.markedUnavailable,
+    jobs: dueJobs.value,
+  };
   logger.info("sweep finished", { ...report });
   return report;
 };

@@ -1,15 +1,28 @@
 import { randomUUID } from "node:crypto";
+import { MemoryAgentRegistry } from "#shared/adapters/memory/agent-registry";
 import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
+import { MemoryJobStore } from "#shared/adapters/memory/job-store";
 import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { demoWorkers } from "#shared/agents/demo";
 import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import { AgentRouter } from "#shared/core/agents/agent-router";
+import { AgentService } from "#shared/core/agents/agent-service";
+import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
+import { MessagingService } from "#shared/core/agents/messaging-service";
 import type { WorkerLogger } from "#shared/core/dispatcher";
 import { EventRelay } from "#shared/core/event-relay";
+import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
+import { JobService } from "#shared/core/jobs/job-service";
+import { createReducerRegistry, type ReducerDefinition } from "#shared/core/jobs/reducers";
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper } from "#shared/core/sweeper";
+import { agentRoutes } from "#shared/http/agent-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
+import { jobRoutes } from "#shared/http/job-routes";
+import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { EventBus } from "#shared/ports/event-bus";
+import type { JobStore } from "#shared/ports/job-store";
 import type { TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
@@ -30,6 +43,8 @@ export interface LocalRuntimeOptions {
   readonly sweepIntervalMs?: number;
   /** How often a running task checks for a cancel request. @default 200 */
   readonly cancelCheckIntervalMs?: number;
+  /** Custom job reducers (`defineReducer`), next to the built-in ones. @default none */
+  readonly reducers?: readonly ReducerDefinition[];
 }
 
 export interface LocalRuntime {
@@ -39,6 +54,15 @@ export interface LocalRuntime {
   readonly bus: EventBus;
   readonly supervisor: Supervisor;
   readonly sweeper: Sweeper;
+  /** Agents: the registry the workers register in, its use cases, liveness, and messaging (issue #5). */
+  readonly registry: AgentRegistry;
+  readonly agents: AgentService;
+  readonly agentLiveness: AgentLivenessSweeper;
+  readonly messaging: MessagingService;
+  /** Jobs: their store, use cases and the aggregator fed by the bus (issue #6). */
+  readonly jobStore: JobStore;
+  readonly jobs: JobService;
+  readonly aggregator: Aggregator;
   stop(): Promise<void>;
 }
 
@@ -61,8 +85,27 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     onError: (error, event) => logger.error("event delivery failed", { id: event.id, error: String(error) }),
   });
   const relay = new EventRelay({ store, publisher: bus, logger });
-  const supervisor = new Supervisor({ store, queue, relay, config, logger });
+  const registry = new MemoryAgentRegistry();
+  const agents = new AgentService({ registry, store });
+  const agentLiveness = new AgentLivenessSweeper({ registry, config });
+  const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus, logger });
+  const agentRouting = new AgentRouter({ registry, logger });
+  const supervisor = new Supervisor({ store, queue, relay, config, logger, agentRouting });
   const sweeper = new Sweeper({ store, queue, relay, config });
+  const jobStore = new MemoryJobStore();
+  const jobDeps = {
+    jobs: jobStore,
+    tasks: store,
+    supervisor,
+    publisher: bus,
+    reducers: createReducerRegistry(options.reducers ?? []),
+    logger,
+  };
+  const jobs = new JobService(jobDeps);
+  const aggregator = new Aggregator(jobDeps);
+  const stopAggregating = bus.subscribe(JOB_TASK_EVENT_PATTERN, async (event) => {
+    await aggregator.onTaskEvent(event);
+  });
 
   const pollers: RunningPoller[] = (options.workers ?? demoWorkers).map((worker) =>
     startPoller(worker, {
@@ -73,15 +116,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       logger: scoped(logger, worker.agentType),
       agentId: `${worker.agentType}-${randomUUID().slice(0, 8)}`,
       waitSeconds: 1,
+      registry,
       cancelCheckIntervalMs: options.cancelCheckIntervalMs ?? 200,
     }),
   );
 
   const sweepTimer = setInterval(() => {
     sweeper.sweep().catch((error: unknown) => logger.error("sweep failed", { error: String(error) }));
+    aggregator
+      .advanceDueJobs(new Date())
+      .catch((error: unknown) => logger.error("job sweep failed", { error: String(error) }));
+    agentLiveness
+      .sweep()
+      .catch((error: unknown) => logger.error("agent sweep failed", { error: String(error) }));
   }, options.sweepIntervalMs ?? 1_000);
 
-  const handler = createSupervisorApiHandler({ supervisor, logger });
+  const handler = createSupervisorApiHandler({
+    supervisor,
+    logger,
+    extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
+  });
   const server = await serveHttpApi(handler, {
     port: options.port ?? 3000,
     host: options.host ?? "127.0.0.1",
@@ -94,11 +148,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     bus,
     supervisor,
     sweeper,
+    registry,
+    agents,
+    agentLiveness,
+    messaging,
+    jobStore,
+    jobs,
+    aggregator,
     async stop() {
       clearInterval(sweepTimer);
       await server.close();
       await Promise.all(pollers.map((p) => p.stop()));
       await bus.idle();
+      stopAggregating();
     },
   };
 }

@@ -22,6 +22,7 @@ import {
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { TaskQueue } from "#shared/ports/task-queue";
 import type { ListTasksQuery, TaskPage, TaskStore } from "#shared/ports/task-store";
+import type { AgentRouting } from "./agents/agent-router.ts";
 import type { CommittedEvents, EventRelay } from "./event-relay.ts";
 import { routeTask } from "./routing.ts";
 import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
@@ -38,6 +39,8 @@ export interface SupervisorDeps {
   readonly clock?: Clock;
   readonly newId?: () => string;
   readonly logger?: SupervisorLogger;
+  /** Routing by agent (`preferredAgentId` → the agent's inbox). @default - capability queues only */
+  readonly agentRouting?: AgentRouting;
 }
 
 export interface SubmitOptions {
@@ -101,7 +104,13 @@ export class Supervisor {
       throw new IdempotencyConflictError(conflicts.map((t) => t.idempotencyKey).join(", "));
 
     const created = outcomes.filter((o) => o.created).map((o) => o.task);
-    await this.enqueue(created.filter((t) => t.status === "submitted"));
+    const submitted = created.filter((t) => t.status === "submitted");
+    // Agent routing: some tasks go to one agent's inbox; the task record keeps its capability queue,
+    // so a retry or a sweep of a task whose agent died goes back to the capability's workers.
+    const inboxes =
+      (await this.deps.agentRouting?.inboxesFor(submitted).catch(() => undefined)) ??
+      new Map<string, string>();
+    await this.enqueue(submitted, inboxes);
     await this.deps.relay.publish(
       created.map(
         (t): CommittedEvents => ({ taskId: t.taskId, version: t.version, events: [lifecycleEvent(t)] }),
@@ -239,7 +248,17 @@ export class Supervisor {
     };
   }
 
-  private async enqueue(tasks: readonly Task[]): Promise<void> {
+  private async enqueue(
+    all: readonly Task[],
+    inboxes: ReadonlyMap<string, string> = new Map(),
+  ): Promise<void> {
+    // A task whose agent inbox cannot take it (an inbox this deployment has no queue for) goes to its
+    // capability queue instead.
+    const undelivered = await this.sendToInboxes(
+      all.filter((t) => inboxes.has(t.taskId)),
+      inboxes,
+    );
+    const tasks = [...all.filter((t) => !inboxes.has(t.taskId)), ...undelivered];
     if (tasks.length === 0) return;
     try {
       const failures = await this.deps.queue.send(
@@ -258,6 +277,19 @@ export class Supervisor {
       this.deps.logger?.warn("enqueue failed; the sweeper will enqueue the tasks", {
         error: error instanceof Error ? error.message : String(error),
       });
+    }
+  }
+
+  /** Sends tasks to their agents' inboxes; returns the tasks that could not be sent there. */
+  private async sendToInboxes(tasks: readonly Task[], inboxes: ReadonlyMap<string, string>): Promise<Task[]> {
+    if (tasks.length === 0) return [];
+    try {
+      const failures = await this.deps.queue.send(
+        tasks.map((t) => ({ queue: inboxes.get(t.taskId) ?? "", body: { taskId: t.taskId, attempt: 1 } })),
+      );
+      return failures.flatMap((f) => tasks[f.index] ?? []);
+    } catch {
+      return [...tasks];
     }
   }
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { AgentService } from "#shared/core/agents/agent-service";
 import type { MessagingService } from "#shared/core/agents/messaging-service";
 import {

@@ -34,7 +34,8 @@ apiSchemas.add(FailurePolicySchema, { id: "JobFailurePolicy", io: "input" });
 apiSchemas.add(FromPreviousSchema, {
   id: "FromPrevious",
   io: "input",
-  description: 'Tasks built from the previous step\'s result; `{ "$from": "result.…" | "item.…" | "index" }` in `input` is replaced.',
+  description:
+    'Tasks built from the previous step\'s result; `{ "$from": "result.…" | "item.…" | "index" }` in `input` is replaced.',
 });
 apiSchemas.add(JobStepRequestSchema, { id: "JobStep", io: "input" });
 apiSchemas.add(TaskJobRequestSchema, { id: "TaskJobRequest", io: "input" });
@@ -71,7 +72,8 @@ export function jobRoutes(jobs: JobUseCases): ApiRouteTable {
         responses: {
           "202": { description: "Accepted; the job runs asynchronously", schema: SubmitJobResponseSchema },
           ...errorResponses({
-            "400": "`invalid_json`: the body is not JSON; `validation_error`: it breaks the schema (see details)",
+            "400":
+              "`invalid_json`: the body is not JSON; `validation_error`: it breaks the schema (see details)",
             "413": "`payload_too_large`: a task input (256 KiB) or the stored pipeline is too large",
           }),
         },

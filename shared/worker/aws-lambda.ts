@@ -6,6 +6,7 @@ import { type AwsAdapters, createAwsAdapters } from "#shared/adapters/aws/client
 import { loadPlatformConfig, type PlatformConfig } from "#shared/config/platform";
 import type { WorkerLogger } from "#shared/core/dispatcher";
 import { EventRelay } from "#shared/core/event-relay";
+import { lambdaAgentPresence } from "./agent-presence.ts";
 import type { WorkerDefinition } from "./define-worker.ts";
 import { createLambdaWorkerHandler } from "./lambda-handler.ts";
 
@@ -44,16 +45,27 @@ export function lambdaWorker(
   const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? worker.agentType });
   const logger = toWorkerLogger(powertools);
   const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
+  const config = options.config ?? loadPlatformConfig();
+  // One registry entry per agent type: every container of the function is the same agent.
+  const presence = lambdaAgentPresence(worker, {
+    registry: adapters.agentRegistry,
+    store: adapters.taskStore,
+    config,
+    logger,
+    ...(process.env.AGENT_ID ? { agentId: process.env.AGENT_ID } : {}),
+  });
   const batchHandler = createLambdaWorkerHandler(worker, {
     store: adapters.taskStore,
     queue: adapters.taskQueue,
     relay,
-    config: options.config ?? loadPlatformConfig(),
+    config,
     logger,
     queueNames: queueNamesFromUrls(adapters.environment.QUEUE_URLS),
-    ...(process.env.AGENT_ID ? { agentId: process.env.AGENT_ID } : {}),
+    agentId: presence.agentId,
   });
-  return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>
-    batchHandler(event, context),
-  ).use(injectLambdaContext(powertools));
+  return middy<SQSEvent, SQSBatchResponse>(async (event: SQSEvent, context: Context) => {
+    // Registration and heartbeats are best effort (touch() never throws): tasks run regardless.
+    await presence.touch();
+    return batchHandler(event, context);
+  }).use(injectLambdaContext(powertools));
 }

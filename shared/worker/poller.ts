@@ -2,9 +2,12 @@ import type { PlatformConfig } from "#shared/config/platform";
 import { queuesForCapability } from "#shared/config/platform";
 import { Dispatcher, type DispatcherDeps, type WorkerLogger } from "#shared/core/dispatcher";
 import type { EventRelay } from "#shared/core/event-relay";
+import { agentInboxQueue } from "#shared/core/routing";
+import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { Clock } from "#shared/ports/clock";
 import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
+import { type AgentPresence, startAgentPresence } from "./agent-presence.ts";
 import type { WorkerDefinition } from "./define-worker.ts";
 import { settleMessage } from "./settle.ts";
 
@@ -22,6 +25,14 @@ export interface PollerOptions {
   readonly clock?: Clock;
   readonly onTaskStart?: DispatcherDeps["onTaskStart"];
   readonly onTaskEnd?: DispatcherDeps["onTaskEnd"];
+  /**
+   * Registers the worker as an agent while it runs (heartbeats, running task count, unregistered on
+   * stop) and consumes its own inbox (`agent-<agentId>`) before its capability queues.
+   * @default - not registered
+   */
+  readonly registry?: AgentRegistry;
+  /** @default a third of `config.agentStalenessSeconds` */
+  readonly heartbeatIntervalMs?: number;
 }
 
 export interface RunningPoller {
@@ -41,6 +52,22 @@ export interface RunningPoller {
  * await poller.stop();
  */
 export function startPoller(worker: WorkerDefinition, options: PollerOptions): RunningPoller {
+  const presence: AgentPresence | undefined =
+    options.registry === undefined
+      ? undefined
+      : startAgentPresence(worker, {
+          registry: options.registry,
+          store: options.store,
+          config: options.config,
+          logger: options.logger,
+          agentId: options.agentId,
+          ...(options.heartbeatIntervalMs !== undefined
+            ? { heartbeatIntervalMs: options.heartbeatIntervalMs }
+            : {}),
+          ...(options.clock ? { clock: options.clock } : {}),
+        });
+  const onTaskStart = chainHooks(presence && (() => presence.taskStarted()), options.onTaskStart);
+  const onTaskEnd = chainHooks(presence && (() => presence.taskFinished()), options.onTaskEnd);
   const dispatcher = new Dispatcher(
     {
       store: options.store,
@@ -50,12 +77,16 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
       logger: options.logger,
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.cancelCheckIntervalMs ? { cancelCheckIntervalMs: options.cancelCheckIntervalMs } : {}),
-      ...(options.onTaskStart ? { onTaskStart: options.onTaskStart } : {}),
-      ...(options.onTaskEnd ? { onTaskEnd: options.onTaskEnd } : {}),
+      ...(onTaskStart ? { onTaskStart } : {}),
+      ...(onTaskEnd ? { onTaskEnd } : {}),
     },
     worker.handlers,
   );
-  const queues = worker.capabilities.flatMap((c) => queuesForCapability(c));
+  const queues = [
+    // A registered agent's own inbox comes first: those tasks were routed to this agent only.
+    ...(presence ? [agentInboxQueue(options.agentId)] : []),
+    ...worker.capabilities.flatMap((c) => queuesForCapability(c)),
+  ];
   const visibilitySeconds = options.config.defaultTimeoutSeconds + options.config.leaseGraceSeconds;
   const waitSeconds = options.waitSeconds ?? 20;
   const stopping = new AbortController();
@@ -126,6 +157,19 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
       slotFreed?.();
       await loop;
       await Promise.allSettled([...running]);
+      await presence?.stop();
     },
+  };
+}
+
+/** Runs the registry bookkeeping hook, then the caller's own. */
+function chainHooks(
+  first: (() => Promise<void>) | undefined,
+  second: DispatcherDeps["onTaskStart"],
+): DispatcherDeps["onTaskStart"] {
+  if (first === undefined) return second;
+  return async (task) => {
+    await first();
+    await second?.(task);
   };
 }

@@ -23,7 +23,6 @@ interface Reply {
   readonly status: number;
   readonly headers: Record<string, unknown>;
   readonly text: string;
-  // biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
   readonly body: any;
 }
 

@@ -1,0 +1,70 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import middy from "@middy/core";
+import type { EventBridgeEvent } from "aws-lambda";
+import { createAwsAdapters } from "#shared/adapters/aws/clients";
+import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
+import { loadPlatformConfig } from "#shared/config/platform";
+import { EventRelay } from "#shared/core/event-relay";
+import { Aggregator, type TaskEventReport } from "#shared/core/jobs/aggregator";
+import { createReducerRegistry } from "#shared/core/jobs/reducers";
+import { Supervisor } from "#shared/core/supervisor";
+import type { BusEvent } from "#shared/domain/events";
+import { toWorkerLogger } from "#shared/worker/aws-lambda";
+
+// Composition root: built once per container.
+const adapters = createAwsAdapters();
+const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "aggregator" });
+const logger = toWorkerLogger(powertools);
+const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
+const aggregator = new Aggregator({
+  jobs: new DynamoJobStore({
+    client: adapters.clients.dynamodb,
+    tableName: adapters.environment.TABLE_NAME,
+    shards: adapters.environment.STORE_SHARDS,
+  }),
+  tasks: adapters.taskStore,
+  // Pipelines submit their next step's tasks from here, and jobs cancel the tasks they no longer need.
+  supervisor: new Supervisor({
+    store: adapters.taskStore,
+    queue: adapters.taskQueue,
+    relay,
+    config: loadPlatformConfig(),
+    logger,
+  }),
+  publisher: adapters.eventPublisher,
+  // Custom reducers are registered here and in functions/supervisor-api.ts: the same list in both.
+  reducers: createReducerRegistry(),
+  logger,
+});
+
+/**
+ * EventBridge delivers EventBridge's own event id; the aggregator deduplicates on the detail (task id
+ * and the task record), never on the id, so the envelope is passed on as it came.
+ */
+const lambdaHandler = async (
+  event: EventBridgeEvent<string, Record<string, unknown>>,
+): Promise<TaskEventReport> => {
+  const busEvent: BusEvent = {
+    id: event.id,
+    source: event.source,
+    "detail-type": event["detail-type"],
+    time: event.time,
+    resources: event.resources ?? [],
+    detail: event.detail ?? {},
+  };
+  const report = await aggregator.onTaskEvent(busEvent);
+  if (report.kind !== "ignored") logger.debug("task event aggregated", { ...report });
+  return report;
+};
+
+/**
+ * The target of the aggregation rule (every `Task …` lifecycle event). A thrown error makes Lambda's
+ * asynchronous retries, then the rule's dead-letter queue, deliver the event again; the aggregator is
+ * idempotent, so that is always safe.
+ *
+ * @example
+ * // infra/constructs/aggregation.ts: rule `source: agentry`, detail-type prefix "Task " → this handler
+ * await handler({ source: "agentry", "detail-type": "Task Completed", detail: { taskId, jobId, version: 3 }, … }, context);
+ */
+export const handler = middy(lambdaHandler).use(injectLambdaContext(powertools));

@@ -1,0 +1,226 @@
+import { type BusEvent, DetailType, EVENT_SOURCE } from "#shared/domain/events";
+import {
+  JOB_INDEX_METADATA_KEY,
+  JOB_STEP_METADATA_KEY,
+  type JobRecord,
+  type TaskOutcome,
+  type TaskOutcomeStatus,
+} from "#shared/domain/job";
+import { isTerminal } from "#shared/domain/lifecycle";
+import type { EventPattern } from "#shared/ports/event-bus";
+import type { JobWriteOutcome } from "#shared/ports/job-store";
+import { JobStepError } from "./errors.ts";
+import { type JobDeps, JobRunner } from "./job-runner.ts";
+import { decideStep } from "./policies.ts";
+
+/** The lifecycle events that end a task: the only ones that move a job. */
+export const TERMINAL_TASK_DETAIL_TYPES: readonly string[] = [
+  DetailType.TaskCompleted,
+  DetailType.TaskFailed,
+  DetailType.TaskCanceled,
+  DetailType.TaskRejected,
+];
+
+/**
+ * The EventBridge pattern of the events the aggregator consumes: terminal lifecycle events of tasks
+ * that belong to a job. Locally it is the aggregator's bus subscription; on AWS the rule may be wider
+ * and `onTaskEvent` ignores the rest.
+ */
+export const JOB_TASK_EVENT_PATTERN: EventPattern = {
+  source: [EVENT_SOURCE],
+  "detail-type": [...TERMINAL_TASK_DETAIL_TYPES],
+  detail: { jobId: [{ exists: true }] },
+};
+
+export type TaskEventReport =
+  | { readonly kind: "recorded" | "duplicate"; readonly jobId: string; readonly taskId: string }
+  | { readonly kind: "ignored"; readonly reason: string };
+
+export interface DueJobsReport {
+  /** Jobs looked at. */
+  readonly due: number;
+  /** Jobs whose step or job was ended by a deadline or an interrupted submission. */
+  readonly advanced: number;
+  /** Pipeline steps whose interrupted submission was resumed. */
+  readonly resubmitted: number;
+  /** `Job Completed` events published again. */
+  readonly republished: number;
+}
+
+const MAX_DECISION_ROUNDS = 8;
+
+/**
+ * Fan-in: consumes terminal task events, records each task's outcome once per job, and advances the
+ * job when its step's policy says so — reduces the step, starts the next pipeline step or ends the
+ * job, drops the tasks it no longer needs and emits `Job Completed`. Idempotent under duplicated and
+ * reordered events (RELIABILITY F12): the task record is read for the truth, the outcome write is
+ * first-write-wins, and every job-level write is guarded by the job's version.
+ *
+ * @example
+ * const aggregator = new Aggregator({ jobs, tasks: store, supervisor, publisher: bus, reducers });
+ * bus.subscribe(JOB_TASK_EVENT_PATTERN, (event) => aggregator.onTaskEvent(event));
+ * setInterval(() => aggregator.advanceDueJobs(new Date()), 1_000);
+ */
+export class Aggregator {
+  private readonly runner: JobRunner;
+  private readonly deps: JobDeps;
+
+  constructor(deps: JobDeps) {
+    this.deps = deps;
+    this.runner = new JobRunner(deps);
+  }
+
+  async onTaskEvent(event: BusEvent): Promise<TaskEventReport> {
+    if (event.source !== EVENT_SOURCE || !TERMINAL_TASK_DETAIL_TYPES.includes(event["detail-type"])) {
+      return { kind: "ignored", reason: "not a terminal task event" };
+    }
+    const { jobId, taskId } = event.detail as { jobId?: unknown; taskId?: unknown };
+    if (typeof jobId !== "string" || typeof taskId !== "string") {
+      return { kind: "ignored", reason: "the task belongs to no job" };
+    }
+    // The event only points at the task; its record says how it ended (ADR 0001, rule 1). A replayed
+    // or reordered event therefore records exactly what a timely one would.
+    const task = await this.deps.tasks.get(taskId);
+    if (!task || task.jobId !== jobId) return { kind: "ignored", reason: "the task is unknown to this job" };
+    if (!isTerminal(task.status)) return { kind: "ignored", reason: `the task is ${task.status}` };
+    const step = positionOf(task.metadata[JOB_STEP_METADATA_KEY]);
+    const index = positionOf(task.metadata[JOB_INDEX_METADATA_KEY]);
+    if (step === undefined || index === undefined)
+      return { kind: "ignored", reason: "the task has no job position" };
+
+    const outcome: TaskOutcome = {
+      taskId,
+      step,
+      index,
+      status: task.status as TaskOutcomeStatus,
+      taskVersion: task.version,
+      ...(task.status === "completed" ? { output: task.result?.output ?? null } : {}),
+      ...(task.error !== undefined ? { error: task.error } : {}),
+      recordedAt: this.runner.clock.now().toISOString(),
+    };
+    const { recorded, job } = await this.deps.jobs.recordTaskOutcome(jobId, outcome);
+    if (!job) return { kind: "ignored", reason: "unknown job" };
+    // A duplicate is evaluated too: if the handler of the first delivery died after recording, this
+    // is what finishes its work. Every write below is guarded, so nothing happens twice.
+    await this.advance(job, this.runner.clock.now());
+    return { kind: recorded ? "recorded" : "duplicate", jobId, taskId };
+  }
+
+  /**
+   * What events cannot do: ends deadline steps whose deadline passed, resumes a pipeline step whose
+   * submission was interrupted (or fails a job whose first submission was), and publishes `Job
+   * Completed` events nobody confirmed. The local runtime calls it on its sweep timer, the sweeper
+   * Lambda every minute.
+   */
+  async advanceDueJobs(now: Date, limit = 100): Promise<DueJobsReport> {
+    const due = await this.deps.jobs.listDue(now.toISOString(), limit);
+    let advanced = 0;
+    let resubmitted = 0;
+    let republished = 0;
+    for (const listed of due) {
+      try {
+        const job = await this.deps.jobs.get(listed.jobId);
+        if (!job || job.dueAt === undefined || job.dueAt > now.toISOString()) continue;
+        if (job.status !== "working") {
+          if (!job.eventPublished) {
+            await this.runner.afterFinish(job);
+            republished++;
+          }
+          continue;
+        }
+        const step = job.steps[job.currentStep];
+        if (step && !step.tasksSubmitted) {
+          const resumed = await this.resumeSubmission(job);
+          if (resumed === "resubmitted") resubmitted++;
+          if (resumed === "failed") advanced++;
+          continue;
+        }
+        if (await this.advance(job, now)) advanced++;
+      } catch (error) {
+        this.deps.logger?.warn("could not advance a due job", {
+          jobId: listed.jobId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+    return { due: due.length, advanced, resubmitted, republished };
+  }
+
+  /**
+   * Decides the current step and acts on it, again on the newer job whenever a guarded write loses a
+   * race. Returns whether this call changed the job's course.
+   */
+  private async advance(initial: JobRecord, now: Date): Promise<boolean> {
+    let job: JobRecord | undefined = initial;
+    for (let round = 0; round < MAX_DECISION_ROUNDS && job?.status === "working"; round++) {
+      const step = job.steps[job.currentStep];
+      if (!step) return false;
+      const decision = decideStep(step, now);
+      if (decision.kind === "wait") return false;
+      const write: JobWriteOutcome =
+        decision.kind === "fail"
+          ? await this.runner.tryFinish(job, "failed", { error: decision.error })
+          : await this.completeStep(job, decision.take);
+      if (write.ok) return true;
+      job = write.current;
+    }
+    return false;
+  }
+
+  private async completeStep(job: JobRecord, take: number | undefined): Promise<JobWriteOutcome> {
+    const step = job.currentStep;
+    try {
+      const result = await this.runner.reduceStep(job, step, take);
+      if (step + 1 >= job.stepCount) return await this.runner.tryFinish(job, "completed", { result });
+      const now = this.runner.clock.now();
+      const { inputs, state: next } = await this.runner.buildStep(job, step + 1, result, now);
+      const completedAt = now.toISOString();
+      const write = await this.deps.jobs.advance({
+        jobId: job.jobId,
+        expectedVersion: job.version,
+        currentStep: step + 1,
+        steps: [
+          ...job.steps.map((s, i) => (i === step ? { ...s, status: "completed" as const, completedAt } : s)),
+          next,
+        ],
+        updatedAt: completedAt,
+        dueAt: this.runner.submissionDue(now),
+        stepResult: { step, result },
+      });
+      if (write.ok) {
+        await this.runner.cancelUnfinished(write.job, step);
+        await this.runner.submitStep(write.job, step + 1, inputs, true);
+      }
+      return write;
+    } catch (error) {
+      if (!(error instanceof JobStepError)) throw error;
+      return this.runner.tryFinish(job, "failed", { error: { code: error.code, message: error.message } });
+    }
+  }
+
+  /** A step stayed unsubmitted past its grace: resubmit a pipeline step, fail a job's first step. */
+  private async resumeSubmission(job: JobRecord): Promise<"resubmitted" | "failed" | "skipped"> {
+    const step = job.currentStep;
+    let error: { code: string; message: string };
+    if (step === 0) {
+      // The first step's tasks are stored nowhere but in the request that was interrupted.
+      error = { code: "submission_interrupted", message: "the job's tasks could not all be submitted" };
+    } else {
+      const previous = await this.deps.jobs.readStepResult(job.jobId, step - 1);
+      if (!previous) return "skipped";
+      try {
+        const { inputs } = await this.runner.buildStep(job, step, previous, this.runner.clock.now());
+        await this.runner.submitStep(job, step, inputs, true);
+        return "resubmitted";
+      } catch (caught) {
+        if (!(caught instanceof JobStepError)) throw caught;
+        error = { code: caught.code, message: caught.message };
+      }
+    }
+    return (await this.runner.tryFinish(job, "failed", { error })).ok ? "failed" : "skipped";
+  }
+}
+
+function positionOf(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d{1,4}$/.test(value) ? Number(value) : undefined;
+}

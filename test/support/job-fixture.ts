@@ -1,0 +1,152 @@
+import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
+import { MemoryJobStore } from "#shared/adapters/memory/job-store";
+import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
+import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
+import { defaultPlatformConfig } from "#shared/config/platform";
+import { Dispatcher } from "#shared/core/dispatcher";
+import { EventRelay } from "#shared/core/event-relay";
+import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
+import type { JobDeps } from "#shared/core/jobs/job-runner";
+import { JobService } from "#shared/core/jobs/job-service";
+import { createReducerRegistry, type ReducerDefinition } from "#shared/core/jobs/reducers";
+import { Supervisor } from "#shared/core/supervisor";
+import { NonRetryableError } from "#shared/domain/errors";
+import type { BusEvent } from "#shared/domain/events";
+import type { JsonValue } from "#shared/domain/job";
+import type { TaskInput } from "#shared/domain/task";
+import type { JobStore } from "#shared/ports/job-store";
+import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
+import type { TaskStore } from "#shared/ports/task-store";
+import { settleMessage } from "#shared/worker/settle";
+import { ManualClock, silentLogger } from "./core-fixture.ts";
+
+/**
+ * `echo` input of the job tests: `{ value, fail? }`. The output is `value` itself, so what a reducer
+ * returns is easy to read; `fail: true` fails the task at once (no retry).
+ */
+export interface EchoInput {
+  readonly value: unknown;
+  readonly fail?: boolean;
+}
+
+export const echoTask = (value: JsonValue, fail = false): TaskInput => ({
+  taskType: "echo",
+  input: fail ? { value, fail } : { value },
+});
+
+/**
+ * Jobs on the core with a manual clock: a JobService and an Aggregator over the given stores (memory
+ * by default), the aggregator subscribed to the embedded bus as in the local runtime, and a
+ * dispatcher the test drives message by message.
+ */
+export function createJobFixture(
+  options: {
+    store?: TaskStore;
+    jobs?: JobStore;
+    reducers?: readonly ReducerDefinition[];
+    /** Subscribe the aggregator to the bus. @default true */
+    subscribe?: boolean;
+    /** Replaces dependencies of the job service and aggregator (to inject faults). */
+    decorate?: (deps: JobDeps) => JobDeps;
+  } = {},
+) {
+  const config = defaultPlatformConfig;
+  const clock = new ManualClock();
+  const store = options.store ?? new MemoryTaskStore({ clock });
+  const jobs = options.jobs ?? new MemoryJobStore();
+  const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount, clock });
+  // A subscriber that throws is a bug in these tests: keep its error and raise it after the delivery.
+  const deliveryErrors: unknown[] = [];
+  const bus = new MemoryEventBus({ onError: (error) => deliveryErrors.push(error), maxDeliveryAttempts: 1 });
+  const idle = async () => {
+    await bus.idle();
+    const [error] = deliveryErrors.splice(0);
+    if (error !== undefined) throw error;
+  };
+  const relay = new EventRelay({ store, publisher: bus });
+  const supervisor = new Supervisor({ store, queue, relay, config, clock });
+  const plain: JobDeps = {
+    jobs,
+    tasks: store,
+    supervisor,
+    publisher: bus,
+    reducers: createReducerRegistry(options.reducers ?? []),
+    clock,
+  };
+  const deps = options.decorate ? options.decorate(plain) : plain;
+  const service = new JobService(deps);
+  const aggregator = new Aggregator(deps);
+  if (options.subscribe ?? true) {
+    bus.subscribe(JOB_TASK_EVENT_PATTERN, async (event) => {
+      await aggregator.onTaskEvent(event);
+    });
+  }
+
+  const dispatcher = new Dispatcher(
+    { store, relay, config, clock, agentId: "agent-1", logger: silentLogger, random: () => 0.5 },
+    {
+      echo: (input) => {
+        const { value, fail } = input as EchoInput;
+        if (fail) throw new NonRetryableError("failing on purpose");
+        return value;
+      },
+    },
+  );
+
+  /** Messages waiting on the diagnostics queue, in the order they were sent. */
+  const receiveAll = async (): Promise<ReceivedTaskMessage[]> => {
+    const received: ReceivedTaskMessage[] = [];
+    for (;;) {
+      const batch = await queue.receive("diagnostics", {
+        maxMessages: 10,
+        waitSeconds: 0,
+        visibilitySeconds: 60,
+      });
+      if (batch.length === 0) return received;
+      received.push(...batch);
+    }
+  };
+
+  /** Runs the given messages one after the other, then waits until every event was delivered. */
+  const run = async (messages: readonly ReceivedTaskMessage[]): Promise<void> => {
+    for (const message of messages) {
+      await settleMessage(queue, message, await dispatcher.process(message));
+      await idle();
+    }
+    await idle();
+  };
+
+  /** Runs every queued task (and any a pipeline step queues meanwhile), in `order`. */
+  const runAll = async (order: "sent" | "reverse" = "sent"): Promise<void> => {
+    for (let messages = await receiveAll(); messages.length > 0; messages = await receiveAll()) {
+      await run(order === "reverse" ? [...messages].reverse() : messages);
+    }
+  };
+
+  /** Every terminal lifecycle event of a job's tasks published so far. */
+  const terminalEvents = (jobId: string): BusEvent[] =>
+    bus
+      .inspectPublished()
+      .filter(
+        (e) =>
+          e.detail.jobId === jobId &&
+          ["Task Completed", "Task Failed", "Task Canceled", "Task Rejected"].includes(e["detail-type"]),
+      );
+
+  return {
+    config,
+    clock,
+    store,
+    jobs,
+    queue,
+    bus,
+    supervisor,
+    service,
+    aggregator,
+    idle,
+    receiveAll,
+    run,
+    runAll,
+    terminalEvents,
+  };
+}
