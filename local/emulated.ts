@@ -7,6 +7,7 @@ import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
 import { type PlatformConfig, queuesForCapability } from "#shared/config/platform";
 import type { WorkerLogger } from "#shared/core/dispatcher";
 import type { EventRelay } from "#shared/core/event-relay";
+import { lambdaAgentPresence } from "#shared/worker/agent-presence";
 import { queueNamesFromUrls } from "#shared/worker/aws-lambda";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
 import { createLambdaWorkerHandler } from "#shared/worker/lambda-handler";
@@ -93,14 +94,26 @@ export async function startEmulatedLambdaWorkers(
   const sources: RunningEventSource[] = [];
   for (const worker of workers) {
     const logger = deps.logger(worker.agentType);
-    const handler = createLambdaWorkerHandler(worker, {
+    // As lambdaWorker() does on AWS: the agent type registers itself and heartbeats per batch.
+    const presence = lambdaAgentPresence(worker, {
+      registry: infra.registry,
+      store: infra.store,
+      config: deps.config,
+      logger,
+    });
+    const batchHandler = createLambdaWorkerHandler(worker, {
       store: infra.store,
       queue: infra.queue,
       relay: deps.relay,
       config: deps.config,
       logger,
       queueNames,
+      agentId: presence.agentId,
     });
+    const handler: typeof batchHandler = async (event, context) => {
+      await presence.touch();
+      return batchHandler(event, context);
+    };
     for (const capability of worker.capabilities) {
       const capabilityConfig = deps.config.capabilities.find((c) => c.name === capability);
       for (const logical of queuesForCapability(capability)) {

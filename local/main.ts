@@ -7,9 +7,18 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
     throw new Error(`PORT must be an integer from 0 to 65535, got "${process.env.PORT}"`);
   }
-  const runtime = await startLocalRuntime({ port, logLevel: parseLogLevel(process.env.LOG_LEVEL) });
+  const emulated = process.argv.includes("--emulated");
+  if (emulated) console.log("Starting Amazon DynamoDB Local and the SQS emulator…");
+  const runtime = await startLocalRuntime({
+    port,
+    logLevel: parseLogLevel(process.env.LOG_LEVEL),
+    mode: emulated ? "emulated" : "embedded",
+  });
+  const adapters = emulated
+    ? "AWS adapters on DynamoDB Local + SQS emulator, Lambda workers"
+    : "embedded adapters";
   console.log(`
-  Agentry is running at ${runtime.url}  (embedded adapters; Ctrl-C stops)
+  Agentry is running at ${runtime.url}  (${adapters}; Ctrl-C stops)
 
   Submit a task:
     curl -s -X POST ${runtime.url}/tasks -H 'content-type: application/json' \\

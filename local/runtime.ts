@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
+import type { RequestCounter } from "#shared/adapters/aws/request-accounting";
 import { MemoryAgentRegistry } from "#shared/adapters/memory/agent-registry";
 import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryJobStore } from "#shared/adapters/memory/job-store";
@@ -27,10 +29,24 @@ import type { TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
 import { type RunningPoller, startPoller } from "#shared/worker/poller";
+import {
+  type EmulatedInfrastructure,
+  startEmulatedInfrastructure,
+  startEmulatedLambdaWorkers,
+} from "./emulated.ts";
 import { serveHttpApi } from "./http-server.ts";
 import { createConsoleLogger, type LogLevel } from "./logger.ts";
 
+export type RuntimeMode = "embedded" | "emulated";
+
 export interface LocalRuntimeOptions {
+  /**
+   * `embedded`: memory adapters, workers as in-process pollers. `emulated`: the AWS adapters on
+   * Amazon DynamoDB Local and the fauxqs SQS emulator (started and stopped here), workers as the
+   * SQS-batch Lambda handlers they are deployed as, fed by a local event source mapping.
+   * @default "embedded"
+   */
+  readonly mode?: RuntimeMode;
   /** 0 picks a free port. @default 3000 */
   readonly port?: number;
   /** @default "127.0.0.1" */
@@ -49,6 +65,9 @@ export interface LocalRuntimeOptions {
 
 export interface LocalRuntime {
   readonly url: string;
+  readonly mode: RuntimeMode;
+  /** Emulated mode: every AWS request the platform made, by service and operation. */
+  readonly requests?: RequestCounter;
   readonly store: TaskStore;
   readonly queue: TaskQueue;
   readonly bus: EventBus;
@@ -68,8 +87,8 @@ export interface LocalRuntime {
 
 /**
  * The whole platform in one process: the supervisor API (the same handler Lambda runs, fed API
- * Gateway v2 events by a local HTTP server), the workers as pollers, and the sweeper on a timer, all
- * on the embedded adapters.
+ * Gateway v2 events by a local HTTP server), the workers, the aggregation and the sweepers on a
+ * timer — on the embedded adapters, or on the AWS adapters against local emulators (`mode`).
  *
  * @example
  * const runtime = await startLocalRuntime({ port: 0 });
@@ -78,21 +97,38 @@ export interface LocalRuntime {
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
   const config = options.config ?? defaultPlatformConfig;
+  const mode = options.mode ?? "embedded";
   const logger = createConsoleLogger(options.logLevel ?? "info");
-  const store = new MemoryTaskStore();
-  const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount });
+  const infra = mode === "emulated" ? await startEmulatedInfrastructure(config) : undefined;
+  try {
+    return await compose(options, config, mode, logger, infra);
+  } catch (error) {
+    await infra?.stop();
+    throw error;
+  }
+}
+
+async function compose(
+  options: LocalRuntimeOptions,
+  config: PlatformConfig,
+  mode: RuntimeMode,
+  logger: WorkerLogger,
+  infra: EmulatedInfrastructure | undefined,
+): Promise<LocalRuntime> {
+  const store: TaskStore = infra?.store ?? new MemoryTaskStore();
+  const queue: TaskQueue = infra?.queue ?? new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount });
   const bus = new MemoryEventBus({
     onError: (error, event) => logger.error("event delivery failed", { id: event.id, error: String(error) }),
   });
   const relay = new EventRelay({ store, publisher: bus, logger });
-  const registry = new MemoryAgentRegistry();
+  const registry: AgentRegistry = infra?.registry ?? new MemoryAgentRegistry();
   const agents = new AgentService({ registry, store });
   const agentLiveness = new AgentLivenessSweeper({ registry, config });
   const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus, logger });
   const agentRouting = new AgentRouter({ registry, logger });
   const supervisor = new Supervisor({ store, queue, relay, config, logger, agentRouting });
   const sweeper = new Sweeper({ store, queue, relay, config });
-  const jobStore = new MemoryJobStore();
+  const jobStore: JobStore = infra ? emulatedJobStore(infra, config) : new MemoryJobStore();
   const jobDeps = {
     jobs: jobStore,
     tasks: store,
@@ -107,19 +143,29 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     await aggregator.onTaskEvent(event);
   });
 
-  const pollers: RunningPoller[] = (options.workers ?? demoWorkers).map((worker) =>
-    startPoller(worker, {
-      store,
-      queue,
-      relay,
-      config,
-      logger: scoped(logger, worker.agentType),
-      agentId: `${worker.agentType}-${randomUUID().slice(0, 8)}`,
-      waitSeconds: 1,
-      registry,
-      cancelCheckIntervalMs: options.cancelCheckIntervalMs ?? 200,
-    }),
-  );
+  const workers = options.workers ?? demoWorkers;
+  const pollers: RunningPoller[] = infra
+    ? []
+    : workers.map((worker) =>
+        startPoller(worker, {
+          store,
+          queue,
+          relay,
+          config,
+          logger: scoped(logger, worker.agentType),
+          agentId: `${worker.agentType}-${randomUUID().slice(0, 8)}`,
+          waitSeconds: 1,
+          registry,
+          cancelCheckIntervalMs: options.cancelCheckIntervalMs ?? 200,
+        }),
+      );
+  const eventSources = infra
+    ? await startEmulatedLambdaWorkers(infra, workers, {
+        relay,
+        config,
+        logger: (agentType) => scoped(logger, agentType),
+      })
+    : [];
 
   const sweepTimer = setInterval(() => {
     sweeper.sweep().catch((error: unknown) => logger.error("sweep failed", { error: String(error) }));
@@ -143,6 +189,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
 
   return {
     url: server.url,
+    mode,
+    ...(infra ? { requests: infra.requests } : {}),
     store,
     queue,
     bus,
@@ -158,9 +206,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     async stop() {
       clearInterval(sweepTimer);
       await server.close();
-      await Promise.all(pollers.map((p) => p.stop()));
+      await Promise.all([...pollers, ...eventSources].map((p) => p.stop()));
       await bus.idle();
       stopAggregating();
+      await infra?.stop();
     },
   };
 }
@@ -173,4 +222,12 @@ function scoped(logger: WorkerLogger, scope: string): WorkerLogger {
     warn: (m, e) => logger.warn(m, add(e)),
     error: (m, e) => logger.error(m, add(e)),
   };
+}
+
+function emulatedJobStore(infra: EmulatedInfrastructure, config: PlatformConfig): JobStore {
+  return new DynamoJobStore({
+    client: infra.dynamodb,
+    tableName: infra.resources.tableName,
+    shards: config.shards,
+  });
 }
