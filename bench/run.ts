@@ -19,3 +19,38 @@ if (run("bundles")) {
     console.log(`| ${m.entry} | ${(m.bytes / 1024).toFixed(0)} KiB | ${m.initMs.toFixed(0)} ms |`);
   }
 }
+
+if (run("requests")) {
+  const { measureRequestsPerTask } = await import("./requests.ts");
+  const result = await measureRequestsPerTask(200, 10);
+  console.log(
+    `\n## AWS requests per completed task (emulated stack, ${result.tasks} tasks submitted in batches of ${result.batchSize}, API call excluded)\n`,
+  );
+  console.log("| operation | per task |");
+  console.log("| --- | ---: |");
+  for (const [operation, perTask] of Object.entries(result.perTaskByOperation))
+    console.log(`| ${operation} | ${perTask} |`);
+  console.log(`| **total** | **${result.perTask}** |`);
+  const receives = result.snapshot.byOperation["SQS.ReceiveMessage"] ?? 0;
+  console.log(
+    `\n(event source polling, not per task: ${receives} ReceiveMessage calls in ${result.seconds.toFixed(1)} s)`,
+  );
+}
+
+if (run("throughput")) {
+  const { measureThroughput } = await import("./throughput.ts");
+  console.log(
+    "\n## Throughput of one process (2 cores), submit over HTTP in batches of 100 until every task finished\n",
+  );
+  console.log("| runtime | tasks | tasks/s | latency p50 | p95 | p99 |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const [mode, tasks] of [
+    ["embedded", 5_000],
+    ["emulated", 500],
+  ] as const) {
+    const t = await measureThroughput(mode, tasks);
+    console.log(
+      `| ${mode} | ${t.tasks} | ${t.tasksPerSecond.toFixed(0)} | ${t.latencyMs.p50} ms | ${t.latencyMs.p95} ms | ${t.latencyMs.p99} ms |`,
+    );
+  }
+}

@@ -206,6 +206,7 @@ export class Dispatcher {
     const events = [lifecycleEvent(afterWrite(task, write))];
     const outcome = await this.deps.store.transition({
       taskId: task.taskId,
+      snapshot: task,
       from: [task.status],
       expectedVersion: task.version,
       ...(task.status === "working" ? { leaseExpiredBefore: now.toISOString() } : {}),
@@ -360,6 +361,7 @@ export class Dispatcher {
       const events = [lifecycleEvent(afterWrite(task, write), DetailType.TaskRetrying)];
       const retried = await this.deps.store.transition({
         taskId: task.taskId,
+        snapshot: task,
         from: ["working"],
         leaseToken,
         ...write,
@@ -422,6 +424,7 @@ export class Dispatcher {
     const events = [lifecycleEvent(afterWrite(task, write))];
     const outcome = await this.deps.store.transition({
       taskId: task.taskId,
+      snapshot: task,
       from: [task.status],
       ...(how.leaseToken !== undefined ? { leaseToken: how.leaseToken } : { expectedVersion: task.version }),
       ...(how.expired ? { leaseExpiredBefore: now } : {}),
@@ -449,6 +452,7 @@ export class Dispatcher {
   private async extendLease(task: Task, leaseToken: string, leaseSeconds: number): Promise<Task | undefined> {
     const outcome = await this.deps.store.transition({
       taskId: task.taskId,
+      snapshot: task,
       from: ["working"],
       leaseToken,
       patch: { leaseExpiresAt: new Date(this.clock.now().getTime() + leaseSeconds * 1000).toISOString() },

@@ -148,6 +148,7 @@ export class Supervisor {
         if (task.cancelRequested) return task;
         const outcome = await this.deps.store.transition({
           taskId,
+          snapshot: task,
           from: ["working"],
           expectedVersion: task.version,
           patch: { cancelRequested: true, updatedAt: now },
@@ -162,6 +163,7 @@ export class Supervisor {
       const events = [lifecycleEvent(afterWrite(task, write))];
       const outcome = await this.deps.store.transition({
         taskId,
+        snapshot: task,
         from: [task.status],
         expectedVersion: task.version,
         ...write,

@@ -106,6 +106,7 @@ export class Sweeper {
     ];
     const outcome = await this.deps.store.transition({
       taskId: task.taskId,
+      snapshot: task,
       from: ["working"],
       expectedVersion: task.version,
       leaseExpiredBefore: now,
@@ -131,6 +132,7 @@ export class Sweeper {
       // Touch first, so a second sweeper racing this one does not enqueue the task again.
       const outcome = await this.deps.store.transition({
         taskId: task.taskId,
+        snapshot: task,
         from: ["submitted"],
         expectedVersion: task.version,
         patch: { updatedAt: now.toISOString() },

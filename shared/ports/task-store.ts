@@ -31,6 +31,12 @@ export interface TransitionRequest {
   /** The write happens only if the stored lease expired before this ISO time (re-claiming a task). */
   readonly leaseExpiredBefore?: string;
   readonly patch: TaskPatch;
+  /**
+   * The task as the caller last read it from this store. An adapter may use it instead of reading
+   * the item first (one request less per transition); it must still condition the write on the
+   * snapshot's version, and on a mismatch decide again on the stored item.
+   */
+  readonly snapshot?: Task;
   /** Attribute names to delete. */
   readonly remove?: readonly (keyof Task)[];
   readonly counters?: CounterDeltas;

@@ -424,6 +424,59 @@ export function describeTaskStoreContract<S extends TaskStore>(
         });
       });
 
+      it("decides on the stored task when the caller's snapshot is stale", async () => {
+        const task = await created({}, { counters: { "status:submitted": 1 } });
+        const claimed = await store.transition(claim(task));
+        if (!claimed.ok) throw new Error("claim failed");
+        // Somebody else changes the task after the worker took its snapshot (a cancel request).
+        const bumped = await store.transition({
+          taskId: task.taskId,
+          from: ["working"],
+          patch: { cancelRequested: true, updatedAt: at(2) },
+        });
+        if (!bumped.ok) throw new Error("cancel request failed");
+        const event = lifecycleEvent(task, "Task Completed", 4);
+
+        const outcome = await store.transition({
+          taskId: task.taskId,
+          from: ["working"],
+          to: "completed",
+          leaseToken: claimed.task.leaseToken,
+          snapshot: claimed.task,
+          patch: { result: { success: true, output: 1, executionTimeMs: 5 }, updatedAt: at(3) },
+          counters: { "status:working": -1, "status:completed": 1 },
+          events: [event],
+        });
+
+        expect(outcome.ok).toBe(true);
+        expect(await inspect.task(task.taskId)).toMatchObject({
+          status: "completed",
+          cancelRequested: true,
+          version: 4,
+        });
+        expect((await inspect.outbox()).map((e) => e.id)).toEqual([outboxEntryId(task.taskId, 4)]);
+      });
+
+      it("refuses a write whose guard fails on the stored task, whatever the snapshot says", async () => {
+        const task = await created();
+        const claimed = await store.transition(claim(task));
+        if (!claimed.ok) throw new Error("claim failed");
+        const before = await inspect.task(task.taskId);
+
+        const outcome = await store.transition({
+          taskId: task.taskId,
+          from: ["working"],
+          to: "completed",
+          leaseToken: "somebody-else",
+          snapshot: { ...claimed.task, leaseToken: "somebody-else" },
+          patch: { updatedAt: at(3) },
+          counters: { "status:working": -1, "status:completed": 1 },
+        });
+
+        expect(outcome.ok).toBe(false);
+        expect(await inspect.task(task.taskId)).toEqual(before);
+      });
+
       it("returns no current task when the task does not exist", async () => {
         const outcome = await store.transition(claim(newTask()));
 

@@ -246,9 +246,11 @@ export class DynamoTaskStore implements TaskStore {
     const events = request.events ?? [];
     if (!counterUpdate && events.length === 0) return this.updateTask(request);
 
-    // Read, then write pinned to the version read: the outcome is exactly the item written, and the
-    // outbox entry can be named after the version the write produces.
-    let base = await this.get(request.taskId);
+    // Write pinned to the version of the caller's snapshot (or of a fresh read without one): the
+    // outcome is exactly the item written, and the outbox entry can be named after the version the
+    // write produces. A stale snapshot fails the condition and hands back the stored item.
+    let base =
+      request.snapshot?.taskId === request.taskId ? request.snapshot : await this.get(request.taskId);
     for (let round = 0; round < MAX_RACE_ROUNDS; round++) {
       if (!base || !guardHolds(base, request)) return { ok: false, current: base };
       const next = applyTransition(base, request);
