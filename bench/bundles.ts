@@ -51,33 +51,37 @@ const DUMMY_ENV = {
   AWS_LAMBDA_FUNCTION_NAME: "bench",
 };
 
+/** Bundles one entry as AgentryFunction does (infra/constructs/agentry-function.ts) and returns the file. */
+export async function bundleLambdaEntry(root: string, entry: string, outdir: string): Promise<string> {
+  const name = entry
+    .slice(root.length + 1)
+    .replace(/\.ts$/, "")
+    .replaceAll("/", "-");
+  const outfile = join(outdir, `${name}.mjs`);
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node22",
+    minify: true,
+    sourcemap: true,
+    sourcesContent: false,
+    mainFields: ["module", "main"],
+    banner: { js: REQUIRE_BANNER },
+    // As AgentryFunction bundles: credentials from the environment only (see the module's comment).
+    alias: { "@aws-sdk/credential-provider-node": join(root, "infra", "bundling", "lambda-credentials.ts") },
+    logLevel: "error",
+  });
+  return outfile;
+}
+
 export async function measureBundles(root: string, samples = 5): Promise<BundleMeasurement[]> {
   const outdir = mkdtempSync(join(tmpdir(), "agentry-bench-"));
   const results: BundleMeasurement[] = [];
   for (const entry of lambdaEntries(root)) {
-    const name = entry
-      .slice(root.length + 1)
-      .replace(/\.ts$/, "")
-      .replaceAll("/", "-");
-    const outfile = join(outdir, `${name}.mjs`);
-    await build({
-      entryPoints: [entry],
-      outfile,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node22",
-      minify: true,
-      sourcemap: true,
-      sourcesContent: false,
-      mainFields: ["module", "main"],
-      banner: { js: REQUIRE_BANNER },
-      // As AgentryFunction bundles: credentials from the environment only (see the module's comment).
-      alias: {
-        "@aws-sdk/credential-provider-node": join(root, "infra", "bundling", "lambda-credentials.ts"),
-      },
-      logLevel: "error",
-    });
+    const outfile = await bundleLambdaEntry(root, entry, outdir);
     const initSamplesMs: number[] = [];
     for (let i = 0; i < samples; i++) {
       const out = execFileSync(

@@ -1,6 +1,4 @@
 import { Logger } from "@aws-lambda-powertools/logger";
-import { Metrics } from "@aws-lambda-powertools/metrics";
-import { Tracer } from "@aws-lambda-powertools/tracer";
 import { createAwsAdapters, createAwsClients, readAwsAdapterEnvironment } from "#shared/adapters/aws/clients";
 import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
@@ -20,17 +18,15 @@ import { jobRoutes } from "#shared/http/job-routes";
  * everything is built once per execution environment, at module scope, and reused while warm.
  * Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE.
  * A malformed environment fails the cold start with a ConfigurationError naming every problem.
+ *
+ * Tracing is Lambda's active X-Ray tracing and metrics are API Gateway's own (Count, 4xx, 5xx,
+ * Latency): the Powertools Tracer (X-Ray SDK) and Metrics would add ~130 KiB to the bundle and push
+ * it past the 500 KB budget (ADR 0006). `createSupervisorApiHandler` still accepts both.
  */
 const logger = new Logger();
-const tracer = new Tracer();
-const metrics = new Metrics();
 
 const environment = readAwsAdapterEnvironment();
 const clients = createAwsClients({ region: environment.AWS_REGION });
-// Instrumented before the adapters get them, so every DynamoDB, SQS and EventBridge call is traced.
-tracer.captureAWSv3Client(clients.dynamodb);
-tracer.captureAWSv3Client(clients.sqs);
-tracer.captureAWSv3Client(clients.eventBridge);
 const { taskStore: store, taskQueue: queue, eventPublisher, agentRegistry } = createAwsAdapters({ clients });
 
 // The core's loggers take an optional `extra`, which Powertools' variadic signature does not accept as is.
@@ -73,7 +69,5 @@ const jobs = new JobService({
 export const handler = createSupervisorApiHandler({
   supervisor,
   logger,
-  tracer,
-  metrics,
   extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
 });
