@@ -104,15 +104,15 @@ export class Aggregation extends Construct {
       logRemovalPolicy: props.logRemovalPolicy,
     });
     const fn = this.handler.function;
+    // No BatchGetItem: the aggregator reads no counters and lists no agents (statistics are the API's).
     TaskTable.grantItemAccess(props.table, fn, [
       "dynamodb:GetItem",
-      "dynamodb:BatchGetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:Query",
       "dynamodb:BatchWriteItem",
-      "dynamodb:ConditionCheckItem",
     ]);
+    // SendMessage only, on every task queue: a pipeline's next step is enqueued from here.
     props.taskQueues.grantSendMessages(fn);
     props.eventBus.grantPutEventsTo(fn);
 

@@ -1,7 +1,7 @@
-import { Duration, type RemovalPolicy, Validations } from "aws-cdk-lib";
+import { Duration, Names, type RemovalPolicy, Validations } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { IEventBus } from "aws-cdk-lib/aws-events";
-import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import type { EventSourceMapping } from "aws-cdk-lib/aws-lambda";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { AgentryFunction } from "./agentry-function.ts";
@@ -71,9 +71,10 @@ export interface LambdaWorkerProps extends LambdaWorkerOptions {
 /**
  * A worker agent running as an SQS-triggered Lambda: one function consuming both tier queues of
  * its capability (`<capability>-high` and `<capability>`) through event source mappings with
- * `ReportBatchItemFailures`, `MaximumConcurrency` and batches of up to 10. The worker may change
- * visibility and delete on its queues (lease extension, settlement), send to its queues (retry with
- * backoff) and to their DLQs (non-retryable messages), and publish to the bus.
+ * `ReportBatchItemFailures`, `MaximumConcurrency` and batches of up to 10. Its role holds exactly what
+ * the mappings and the worker call: receive, delete and read the attributes of its queues (the
+ * mappings), change visibility on them (releasing a contended task), send to them (retry with backoff)
+ * and to their DLQs (non-retryable messages), the task table's item actions, and publish to the bus.
  *
  * @example
  * new LambdaWorker(this, "SummarizationWorker", {
@@ -90,7 +91,8 @@ export class LambdaWorker extends Construct {
   public readonly handler: AgentryFunction;
   /** The two queues the worker consumes, high tier first. */
   public readonly queues: readonly [high: TierQueue, normal: TierQueue];
-  public readonly eventSources: readonly SqsEventSource[];
+  /** One SQS event source mapping per tier queue, high tier first. */
+  public readonly eventSourceMappings: readonly EventSourceMapping[];
 
   constructor(scope: Construct, id: string, props: LambdaWorkerProps) {
     // Validate before joining the tree, so that a refused worker leaves no half-built construct.
@@ -117,32 +119,31 @@ export class LambdaWorker extends Construct {
       logRemovalPolicy: props.logRemovalPolicy,
     });
     const fn = this.handler.function;
+    // No DeleteItem (a Lambda worker never unregisters its agent) and no BatchGetItem (it never lists).
     TaskTable.grantItemAccess(props.table, fn, [
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:Query",
       "dynamodb:BatchWriteItem",
-      "dynamodb:ConditionCheckItem",
     ]);
     props.eventBus.grantPutEventsTo(fn);
+    // Explicit, narrow queue grants instead of SqsEventSource's (which adds GetQueueUrl through
+    // Queue.grantConsumeMessages) and Queue.grantSendMessages (GetQueueAttributes, GetQueueUrl).
+    taskQueues.grantConsumeMessages(fn, queues);
+    taskQueues.grantSendMessages(fn, queues);
+    taskQueues.grantSendToDeadLetterQueues(fn, queues);
 
-    const eventSources: SqsEventSource[] = [];
-    for (const { queue, deadLetterQueue } of queues) {
-      // The event source grants ReceiveMessage, ChangeMessageVisibility, DeleteMessage and
-      // GetQueueAttributes on this queue.
-      const source = new SqsEventSource(queue, {
+    // The mappings SqsEventSource would create, under the same construct ids (so the same logical ids).
+    this.eventSourceMappings = queues.map(({ queue }) =>
+      fn.addEventSourceMapping(`SqsEventSource:${Names.nodeUniqueId(queue.node)}`, {
+        eventSourceArn: queue.queueArn,
         batchSize,
         maxBatchingWindow,
         maxConcurrency,
         reportBatchItemFailures: true,
-      });
-      fn.addEventSource(source);
-      eventSources.push(source);
-      queue.grantSendMessages(fn);
-      deadLetterQueue.grantSendMessages(fn);
-    }
-    this.eventSources = eventSources;
+      }),
+    );
 
     Validations.of(fn).acknowledge({
       id: "Serverless-LambdaDLQ",

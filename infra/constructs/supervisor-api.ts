@@ -151,6 +151,8 @@ export class SupervisorApi extends Construct {
       logRemovalPolicy: props.logRemovalPolicy,
     });
     const fn = this.handler.function;
+    // DeleteItem: agent unregistration (DELETE /agents/{agentId}). BatchGetItem: the sharded counters
+    // (GET /stats, GET /stats/jobs) and the agents' load items (agent listings and pools).
     TaskTable.grantItemAccess(props.table, fn, [
       "dynamodb:GetItem",
       "dynamodb:BatchGetItem",
@@ -159,8 +161,8 @@ export class SupervisorApi extends Construct {
       "dynamodb:DeleteItem",
       "dynamodb:Query",
       "dynamodb:BatchWriteItem",
-      "dynamodb:ConditionCheckItem",
     ]);
+    // SendMessage only, on every task queue: submission enqueues to the URLs in QUEUE_URLS.
     taskQueues.grantSendMessages(fn);
     props.eventBus.grantPutEventsTo(fn);
     Validations.of(fn).acknowledge({

@@ -102,16 +102,17 @@ export class Sweeper extends Construct {
       logRemovalPolicy: props.logRemovalPolicy,
     });
     const fn = this.handler.function;
+    // No DeleteItem: no sweeper path deletes an item (the task sweep, the agent liveness sweep and the
+    // due-jobs sweep only update, put and clear outbox entries through BatchWriteItem).
     TaskTable.grantItemAccess(props.table, fn, [
       "dynamodb:GetItem",
       "dynamodb:BatchGetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
       "dynamodb:Query",
       "dynamodb:BatchWriteItem",
-      "dynamodb:ConditionCheckItem",
     ]);
+    // SendMessage only, on every task queue: re-enqueued and retried tasks go to the URLs in QUEUE_URLS.
     props.taskQueues.grantSendMessages(fn);
     props.eventBus.grantPutEventsTo(fn);
 

@@ -1,6 +1,6 @@
 import { Duration } from "aws-cdk-lib";
-import type { IGrantable } from "aws-cdk-lib/aws-iam";
-import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { Grant, type IGrantable } from "aws-cdk-lib/aws-iam";
+import { type IQueue, Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import {
   type CapabilityConfig,
@@ -155,12 +155,77 @@ export class TaskQueues extends Construct {
     return Object.fromEntries(queues.map((q) => [q.logicalName, q.deadLetterQueue.queueUrl]));
   }
 
-  /** Grants SendMessage (with GetQueueAttributes, GetQueueUrl) on every task queue, not on the DLQs. */
-  grantSendMessages(grantee: IGrantable): void {
-    for (const q of this.queues) {
-      q.queue.grantSendMessages(grantee);
+  /**
+   * Grants `sqs:SendMessage` (which also authorizes SendMessageBatch) on the given task queues — every
+   * task queue by default — and nothing on their DLQs. Nothing else: the runtime sends to the URLs in
+   * `QUEUE_URLS`, so it never needs `GetQueueUrl` or `GetQueueAttributes`, which `Queue.grantSendMessages`
+   * would add.
+   */
+  grantSendMessages(grantee: IGrantable, queues: readonly TierQueue[] = this.queues): Grant {
+    return grantOnQueues(
+      grantee,
+      ["sqs:SendMessage"],
+      this.own(queues).map((q) => q.queue),
+    );
+  }
+
+  /**
+   * Grants `sqs:SendMessage` on the DLQs of the given task queues: what a worker needs to dead-letter a
+   * message itself (`SqsTaskQueue.deadLetter` sends a copy to the DLQ URL in `DLQ_URLS`, then deletes).
+   */
+  grantSendToDeadLetterQueues(grantee: IGrantable, queues: readonly TierQueue[]): Grant {
+    return grantOnQueues(
+      grantee,
+      ["sqs:SendMessage"],
+      this.own(queues).map((q) => q.deadLetterQueue),
+    );
+  }
+
+  /**
+   * Grants what consuming the given task queues through a Lambda event source mapping takes, and no
+   * more: `ReceiveMessage`, `DeleteMessage` and `GetQueueAttributes`, which the mapping calls with the
+   * function's execution role (the permissions the Lambda Developer Guide lists for an SQS event
+   * source), and `ChangeMessageVisibility`, which the worker itself calls to release a contended task
+   * (`SqsTaskQueue.retryLater`: the message comes back after a delay). Unlike
+   * `Queue.grantConsumeMessages`, no `GetQueueUrl`: neither the mapping nor the worker looks a queue up.
+   */
+  grantConsumeMessages(grantee: IGrantable, queues: readonly TierQueue[]): Grant {
+    return grantOnQueues(
+      grantee,
+      ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+      this.own(queues).map((q) => q.queue),
+    );
+  }
+
+  /** The given queues, checked to be this construct's: a grant on nothing or on a stranger's queue is a bug. */
+  private own(queues: readonly TierQueue[]): readonly TierQueue[] {
+    if (queues.length === 0) throw new Error("a queue grant needs at least one task queue, got none");
+    for (const q of queues) {
+      if (!this.queues.includes(q)) {
+        throw new Error(`queue "${q.logicalName}" is not one of this construct's task queues`);
+      }
+    }
+    return queues;
+  }
+}
+
+/**
+ * Grants exactly `actions` on the queues' ARNs. Our queues use SQS-managed SSE, so no KMS grant is
+ * needed; a queue with a customer-managed key would also need `kms:Decrypt` / `kms:GenerateDataKey`.
+ */
+function grantOnQueues(grantee: IGrantable, actions: readonly string[], queues: readonly IQueue[]): Grant {
+  for (const queue of queues) {
+    if (queue.encryptionMasterKey !== undefined) {
+      throw new Error(
+        `queue ${queue.node.path} is encrypted with a KMS key; these grants cover SQS-managed SSE only`,
+      );
     }
   }
+  return Grant.addToPrincipal({
+    grantee,
+    actions: [...actions],
+    resourceArns: queues.map((queue) => queue.queueArn),
+  });
 }
 
 function validateConfig(config: PlatformConfig): void {

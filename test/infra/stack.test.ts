@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
-import { App, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import { App, type CfnElement, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
+import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultPlatformConfig, queuesForCapability } from "#shared/config/platform";
 import { EVENT_SOURCE } from "#shared/domain/events";
@@ -8,7 +9,7 @@ import { AgentryStack } from "../../infra/agentry-stack.ts";
 import { functionEntry } from "../../infra/constructs/agentry-function.ts";
 import { AgentryPlatform } from "../../infra/constructs/platform.ts";
 import { SupervisorApi } from "../../infra/constructs/supervisor-api.ts";
-import { TaskQueues } from "../../infra/constructs/task-queues.ts";
+import { TaskQueues, type TierQueue } from "../../infra/constructs/task-queues.ts";
 import { TaskTable } from "../../infra/constructs/task-table.ts";
 import {
   actionsOf,
@@ -390,19 +391,21 @@ describe("AgentryStack with IAM authorization (the default)", () => {
     });
 
     it("grants each function exactly the DynamoDB actions it calls", () => {
+      // Every function gets, puts, updates, queries and batch-writes (outbox entries are cleared in
+      // batches). No function issues a ConditionCheck item: every guard is a ConditionExpression.
       const itemActions = [
         "dynamodb:BatchWriteItem",
-        "dynamodb:ConditionCheckItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
       ];
-      const withBatchGet = [...itemActions, "dynamodb:BatchGetItem"].sort();
       const expected: Record<string, string[]> = {
-        "supervisor-api": [...withBatchGet, "dynamodb:DeleteItem"].sort(),
-        sweeper: [...withBatchGet, "dynamodb:DeleteItem"].sort(),
-        aggregator: withBatchGet,
+        // BatchGetItem: counters and agent listings; DeleteItem: agent unregistration.
+        "supervisor-api": [...itemActions, "dynamodb:BatchGetItem", "dynamodb:DeleteItem"].sort(),
+        // BatchGetItem: the agent liveness sweep lists agents with their load items.
+        sweeper: [...itemActions, "dynamodb:BatchGetItem"].sort(),
+        aggregator: itemActions,
         ...Object.fromEntries(CAPABILITIES.map((c) => [c, itemActions])),
       };
 
@@ -421,6 +424,66 @@ describe("AgentryStack with IAM authorization (the default)", () => {
         expect(actions.has("sqs:ReceiveMessage"), fn.service).toBe(isWorker);
         expect(actions.has("sqs:DeleteMessage"), fn.service).toBe(isWorker);
         expect(actions.has("sqs:ChangeMessageVisibility"), fn.service).toBe(isWorker);
+      }
+    });
+
+    it("grants exactly the SQS actions each function and its event source mappings call, on its queues only", () => {
+      const queueIdsOf = (fn: FunctionInfo, action: string): string[] => {
+        const roleId = referencedId(fn.properties.Role);
+        const ids = new Set<string>();
+        for (const policy of Object.values(resourcesOfType(template, "AWS::IAM::Policy"))) {
+          if (!(policy.Properties.Roles as unknown[]).map(referencedId).includes(roleId)) continue;
+          for (const statement of statementsOf(policy.Properties.PolicyDocument)) {
+            if (!actionsOf(statement).includes(action)) continue;
+            const resources = statement.Resource;
+            for (const resource of Array.isArray(resources) ? resources : [resources])
+              ids.add(referencedId(resource));
+          }
+        }
+        return [...ids].sort();
+      };
+      const logicalIdOf = (queue: Queue) => stack.getLogicalId(queue.node.defaultChild as CfnElement);
+      const ofQueues = (names: readonly string[], pick: (q: TierQueue) => Queue) =>
+        stack.platform.taskQueues.queues
+          .filter((q) => names.includes(q.logicalName))
+          .map((q) => logicalIdOf(pick(q)));
+      const taskQueueIds = (names: readonly string[]) => ofQueues(names, (q) => q.queue);
+      const dlqIds = (names: readonly string[]) => ofQueues(names, (q) => q.deadLetterQueue);
+      const sqsActions = (fn: FunctionInfo) =>
+        [...actionsGrantedTo(template, fn)].filter((a) => a.startsWith("sqs:")).sort();
+
+      for (const fn of functions) {
+        if (CAPABILITIES.includes(fn.service)) {
+          const own = [...queuesForCapability(fn.service)];
+          // ReceiveMessage, DeleteMessage, GetQueueAttributes: the event source mappings;
+          // ChangeMessageVisibility and SendMessage: the worker (lease, release, retry, dead letter).
+          expect(sqsActions(fn), fn.service).toEqual([
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:SendMessage",
+          ]);
+          for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]) {
+            expect(queueIdsOf(fn, action), `${fn.service} ${action}`).toEqual(taskQueueIds(own).sort());
+          }
+          expect(queueIdsOf(fn, "sqs:SendMessage"), fn.service).toEqual(
+            [...taskQueueIds(own), ...dlqIds(own)].sort(),
+          );
+        } else {
+          // Sends only, to every task queue; the sweeper and the aggregator also to their own DLQ
+          // (Lambda dead-letters failed asynchronous invocations with the function's role).
+          expect(sqsActions(fn), fn.service).toEqual(["sqs:SendMessage"]);
+          const sentTo = queueIdsOf(fn, "sqs:SendMessage");
+          expect(
+            sentTo.filter((id) => deadLetterQueueIds.has(id)),
+            fn.service,
+          ).toHaveLength(fn.properties.DeadLetterConfig === undefined ? 0 : 1);
+          expect(
+            sentTo.filter((id) => !deadLetterQueueIds.has(id)),
+            fn.service,
+          ).toEqual(taskQueueIds(ALL_QUEUE_NAMES).sort());
+        }
       }
     });
   });
@@ -562,6 +625,18 @@ describe("construct validation", () => {
     };
 
     expect(() => new TaskQueues(stack, "BadName", { config })).toThrow(/got "text analysis"/);
+  });
+
+  it("refuses a queue grant on no queue, or on queues of another TaskQueues", () => {
+    const other = new TaskQueues(stack, "OtherQueues");
+    const grantee = platform.api.handler.function;
+
+    expect(() => platform.taskQueues.grantConsumeMessages(grantee, [])).toThrow(
+      /needs at least one task queue, got none/,
+    );
+    expect(() => platform.taskQueues.grantSendMessages(grantee, other.queues)).toThrow(
+      /queue "text-analysis-high" is not one of this construct's task queues/,
+    );
   });
 
   it("refuses a table that is destroyed with the stack yet protected from deletion", () => {

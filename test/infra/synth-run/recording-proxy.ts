@@ -16,6 +16,32 @@ export interface RecordedCall {
   readonly authorizations: readonly Authorization[];
   /** The emulator's HTTP status; 0 while unanswered (or when the caller gave up first). */
   status: number;
+  /** For an error answer (status ≥ 400), what the emulator said, once its body has been read. */
+  error?: RecordedError;
+}
+
+export interface RecordedError {
+  /** The error's `__type` without its namespace, e.g. `ConditionalCheckFailedException`. */
+  readonly type: string;
+  /** A canceled transaction's reason codes, one per item (`ConditionalCheckFailed`, `None`, …). */
+  readonly cancellationReasons?: readonly string[];
+}
+
+/**
+ * Whether an error answer is a DynamoDB condition that did not hold: a guarded write that lost a race
+ * or found its work already done (a ConditionalCheckFailed item, or a transaction canceled only by
+ * such items). The request was authorized and the guard did its job; the caller handles the outcome.
+ */
+export function isConditionNotMet(call: RecordedCall): boolean {
+  const { error } = call;
+  if (call.status !== 400 || error === undefined) return false;
+  if (error.type === "ConditionalCheckFailedException") return true;
+  const reasons = error.cancellationReasons ?? [];
+  return (
+    error.type === "TransactionCanceledException" &&
+    reasons.includes("ConditionalCheckFailed") &&
+    reasons.every((code) => code === "ConditionalCheckFailed" || code === "None")
+  );
 }
 
 /** Turns names, URLs and ARNs found in request bodies into the ARNs IAM evaluates. */
@@ -175,6 +201,14 @@ export async function startRecordingProxy(options: {
           },
           (upstreamResponse) => {
             call.status = upstreamResponse.statusCode ?? 0;
+            if (call.status >= 400) {
+              // Read alongside the pipe: the caller gets the same bytes, unchanged.
+              const chunks: Buffer[] = [];
+              upstreamResponse.on("data", (chunk: Buffer) => chunks.push(chunk));
+              upstreamResponse.on("end", () => {
+                call.error = errorOf(Buffer.concat(chunks));
+              });
+            }
             res.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers);
             upstreamResponse.pipe(res);
           },
@@ -215,6 +249,22 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
+}
+
+/** The error an awsJson answer carries: `{ "__type": "<namespace>#<Name>", CancellationReasons? }`. */
+function errorOf(body: Buffer): RecordedError {
+  const parsed = parseJson(body);
+  const raw = isObject(parsed) ? (parsed.__type ?? parsed.code ?? parsed.Code) : undefined;
+  const type = typeof raw === "string" ? raw.slice(raw.lastIndexOf("#") + 1) : "unknown";
+  const reasons = isObject(parsed) ? parsed.CancellationReasons : undefined;
+  return Array.isArray(reasons)
+    ? {
+        type,
+        cancellationReasons: reasons.map((reason: unknown) =>
+          isObject(reason) && typeof reason.Code === "string" ? reason.Code : "unknown",
+        ),
+      }
+    : { type };
 }
 
 function parseJson(body: Buffer): unknown {
