@@ -63,7 +63,7 @@ export async function startSqsEventSource(options: SqsEventSourceOptions): Promi
         );
         const messages = received.Messages ?? [];
         if (messages.length === 0) continue;
-        await invoke(messages.map((m) => toRecord(m, queueArn, region)));
+        await invoke(messages.map((m) => toSqsRecord(m, queueArn, region)));
       } catch (error) {
         if (stopping.signal.aborted) return;
         options.logger.error("event source poll failed; retrying", { error: String(error) });
@@ -102,7 +102,8 @@ export async function startSqsEventSource(options: SqsEventSourceOptions): Promi
   };
 }
 
-function toRecord(message: Message, queueArn: string, region: string): SQSRecord {
+/** An SQS message as the Lambda event source mapping hands it to a function: one record of an SQS event. */
+export function toSqsRecord(message: Message, queueArn: string, region: string): SQSRecord {
   const system = message.Attributes ?? {};
   return {
     messageId: message.MessageId ?? "",
