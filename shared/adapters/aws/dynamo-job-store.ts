@@ -25,8 +25,8 @@ import type {
   JobWriteOutcome,
   RecordOutcomeResult,
 } from "#shared/ports/job-store";
+import { counterAddUpdate, readShardedCounters } from "./sharded-counters.ts";
 import {
-  batchGetAll,
   cancellationReasons,
   conditionFailureItem,
   type DynamoRetryOptions,
@@ -83,7 +83,6 @@ export const JobKeys = {
 
 /** Outcome counts live in top-level attributes, one per step and bucket, so `ADD` can move them. */
 const countAttribute = (step: number, bucket: string) => `count:${step}:${bucket}`;
-const COUNTER_PREFIX = "counter:";
 const MARSHALL_OPTIONS = { removeUndefinedValues: true } as const;
 
 /**
@@ -362,20 +361,8 @@ export class DynamoJobStore implements JobStore {
   }
 
   async readCounters(): Promise<Record<string, number>> {
-    const keys = Array.from({ length: this.shards }, (_, shard) => keyAttributes(JobKeys.counters(shard)));
-    const items = await batchGetAll(this.client, this.tableName, keys, {
-      ...this.retry,
-      consistentRead: true,
-    });
-    const totals: Record<string, number> = {};
-    for (const item of items) {
-      for (const [name, value] of Object.entries(item)) {
-        if (!name.startsWith(COUNTER_PREFIX) || value.N === undefined) continue;
-        const counter = name.slice(COUNTER_PREFIX.length);
-        totals[counter] = (totals[counter] ?? 0) + Number(value.N);
-      }
-    }
-    return totals;
+    const shardKeys = Array.from({ length: this.shards }, (_, shard) => JobKeys.counters(shard));
+    return readShardedCounters(this.client, this.tableName, shardKeys, this.retry);
   }
 
   /**
@@ -500,22 +487,7 @@ export class DynamoJobStore implements JobStore {
   }
 
   private counterUpdate(jobId: string, counters: CounterDeltas): Update | undefined {
-    const deltas = Object.entries(counters).filter(([, delta]) => Number.isFinite(delta) && delta !== 0);
-    if (deltas.length === 0) return undefined;
-    const names: Record<string, string> = {};
-    const values: Record<string, AttributeValue> = {};
-    const additions = deltas.map(([name, delta], i) => {
-      names[`#c${i}`] = `${COUNTER_PREFIX}${name}`;
-      values[`:c${i}`] = { N: String(delta) };
-      return `#c${i} :c${i}`;
-    });
-    return {
-      TableName: this.tableName,
-      Key: keyAttributes(JobKeys.counters(shardOf(jobId, this.shards))),
-      UpdateExpression: `ADD ${additions.join(", ")}`,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
-    };
+    return counterAddUpdate(this.tableName, JobKeys.counters(shardOf(jobId, this.shards)), counters);
   }
 
   private async getItem(key: ItemKey): Promise<Record<string, AttributeValue> | undefined> {

@@ -13,7 +13,6 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import {
-  batchGetAll,
   batchWriteAll,
   cancellationReasons,
   conditionFailureItem,
@@ -45,6 +44,7 @@ import {
   type TransitionOutcome,
   type TransitionRequest,
 } from "#shared/ports/task-store";
+import { counterAddUpdate, readShardedCounters } from "./sharded-counters.ts";
 
 export interface DynamoTaskStoreOptions {
   readonly client: DynamoDBClient;
@@ -78,7 +78,6 @@ const MARSHALL_OPTIONS = { removeUndefinedValues: true } as const;
 /** Fields no transition may change: they are part of the item's keys or its identity. */
 const IMMUTABLE_FIELDS: ReadonlySet<string> = new Set(["taskId", "version", "createdAt"]);
 /** Counter attributes carry a prefix so no counter name can collide with a key attribute. */
-const COUNTER_PREFIX = "counter:";
 /** Re-reads allowed when only the version moved under a transition that does not pin one. */
 const MAX_RACE_ROUNDS = 8;
 const MAX_TRANSACTION_CHECK_VALUES = 100;
@@ -279,20 +278,8 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async readCounters(): Promise<Record<string, number>> {
-    const keys = Array.from({ length: this.shards }, (_, shard) => keyAttributes(TaskKeys.counters(shard)));
-    const items = await batchGetAll(this.client, this.tableName, keys, {
-      ...this.retry,
-      consistentRead: true,
-    });
-    const totals: Record<string, number> = {};
-    for (const item of items) {
-      for (const [name, value] of Object.entries(item)) {
-        if (!name.startsWith(COUNTER_PREFIX) || value.N === undefined) continue;
-        const counter = name.slice(COUNTER_PREFIX.length);
-        totals[counter] = (totals[counter] ?? 0) + Number(value.N);
-      }
-    }
-    return totals;
+    const shardKeys = Array.from({ length: this.shards }, (_, shard) => TaskKeys.counters(shard));
+    return readShardedCounters(this.client, this.tableName, shardKeys, this.retry);
   }
 
   async pendingEvents(olderThan: string, limit: number): Promise<readonly OutboxEntry[]> {
@@ -501,22 +488,7 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   private counterUpdate(taskId: string, counters: CounterDeltas): Update | undefined {
-    const deltas = Object.entries(counters).filter(([, delta]) => Number.isFinite(delta) && delta !== 0);
-    if (deltas.length === 0) return undefined;
-    const names: Record<string, string> = {};
-    const values: Record<string, AttributeValue> = {};
-    const additions = deltas.map(([name, delta], i) => {
-      names[`#c${i}`] = `${COUNTER_PREFIX}${name}`;
-      values[`:c${i}`] = { N: String(delta) };
-      return `#c${i} :c${i}`;
-    });
-    return {
-      TableName: this.tableName,
-      Key: keyAttributes(TaskKeys.counters(shardOf(taskId, this.shards))),
-      UpdateExpression: `ADD ${additions.join(", ")}`,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
-    };
+    return counterAddUpdate(this.tableName, TaskKeys.counters(shardOf(taskId, this.shards)), counters);
   }
 
   /**
