@@ -167,14 +167,21 @@ async function compose(
       })
     : [];
 
+  // Sweeps still running when the runtime stops are awaited: on the emulators a sweep outlives its tick,
+  // and one cut off by stopping DynamoDB Local would fail (and log) for nothing.
+  const sweeps = new Set<Promise<void>>();
+  const track = (sweep: Promise<unknown>, failure: string) => {
+    const running = sweep.then(
+      () => undefined,
+      (error: unknown) => logger.error(failure, { error: String(error) }),
+    );
+    sweeps.add(running);
+    void running.finally(() => sweeps.delete(running));
+  };
   const sweepTimer = setInterval(() => {
-    sweeper.sweep().catch((error: unknown) => logger.error("sweep failed", { error: String(error) }));
-    aggregator
-      .advanceDueJobs(new Date())
-      .catch((error: unknown) => logger.error("job sweep failed", { error: String(error) }));
-    agentLiveness
-      .sweep()
-      .catch((error: unknown) => logger.error("agent sweep failed", { error: String(error) }));
+    track(sweeper.sweep(), "sweep failed");
+    track(aggregator.advanceDueJobs(new Date()), "job sweep failed");
+    track(agentLiveness.sweep(), "agent sweep failed");
   }, options.sweepIntervalMs ?? 1_000);
 
   const handler = createSupervisorApiHandler({
@@ -206,6 +213,7 @@ async function compose(
     async stop() {
       clearInterval(sweepTimer);
       await server.close();
+      await Promise.all(sweeps);
       await Promise.all([...pollers, ...eventSources].map((p) => p.stop()));
       await bus.idle();
       stopAggregating();

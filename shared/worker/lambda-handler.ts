@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { PlatformConfig } from "#shared/config/platform";
 import { Dispatcher, type WorkerLogger } from "#shared/core/dispatcher";
@@ -6,6 +7,9 @@ import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "./define-worker.ts";
 import { sendRetry } from "./settle.ts";
+
+/** How long a finished record's events wait for batch-mates' before they are published together. */
+const EVENT_FLUSH_WINDOW_MS = 50;
 
 export interface LambdaWorkerDeps {
   readonly store: TaskStore;
@@ -33,7 +37,10 @@ export function createLambdaWorkerHandler(
 ): (event: SQSEvent, context?: Pick<Context, "getRemainingTimeInMillis">) => Promise<SQSBatchResponse> {
   const agentId = deps.agentId ?? `lambda:${worker.agentType}`;
   return async (event, context) => {
-    // One dispatcher per invocation: events are published once, at the end of the batch.
+    // One dispatcher per invocation. A record's events are published within EVENT_FLUSH_WINDOW_MS of
+    // the record being done, together with those of batch-mates done in the same window (one PutEvents
+    // and one outbox clear for them all), never held back for the slowest record: jobs decide on them
+    // (first, quorum, deadline, fail-fast).
     const dispatcher = new Dispatcher(
       {
         store: deps.store,
@@ -45,6 +52,14 @@ export function createLambdaWorkerHandler(
       },
       worker.handlers,
     );
+    let scheduledFlush: Promise<void> | undefined;
+    const flushSoon = (): Promise<void> => {
+      scheduledFlush ??= sleep(EVENT_FLUSH_WINDOW_MS).then(() => {
+        scheduledFlush = undefined;
+        return dispatcher.flushEvents();
+      });
+      return scheduledFlush;
+    };
     const deadlineMs = context ? Date.now() + context.getRemainingTimeInMillis() : undefined;
     const failures: string[] = [];
     await forEachLimited(event.Records, worker.maxConcurrentTasks, async (record) => {
@@ -71,9 +86,10 @@ export function createLambdaWorkerHandler(
           error: error instanceof Error ? error.message : String(error),
         });
         failures.push(record.messageId);
+      } finally {
+        await flushSoon();
       }
     });
-    await dispatcher.flushEvents();
     return {
       batchItemFailures: failures.filter((id) => id.length > 0).map((itemIdentifier) => ({ itemIdentifier })),
     };

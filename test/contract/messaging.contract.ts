@@ -1,15 +1,34 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryAgentRegistry } from "#shared/adapters/memory/agent-registry";
 import { MessagingService } from "#shared/core/agents/messaging-service";
 import type { AgentMessage } from "#shared/domain/message";
-import type { EventBus } from "#shared/ports/event-bus";
+import type { AgentRegistry } from "#shared/ports/agent-registry";
+import type { EventBus, EventPublisher, EventSubscriber } from "#shared/ports/event-bus";
 
-export interface MessagingContractSubject {
-  /** A fresh bus with no subscriptions. */
-  create(): Promise<EventBus> | EventBus;
+/**
+ * Messaging wired from separate parts, as on AWS: the publisher sends to the event service, whose
+ * rules (the subscriber) deliver; the registry resolves recipients.
+ */
+export interface MessagingParts {
+  readonly publisher: EventPublisher;
+  readonly subscriber: EventSubscriber;
+  /** @default a fresh MemoryAgentRegistry */
+  readonly registry?: AgentRegistry;
+}
+
+/** `S` is what `create` makes: one EventBus (publisher and subscriber at once), or MessagingParts. */
+export interface MessagingContractSubject<S extends EventBus | MessagingParts = EventBus> {
+  /** A fresh bus with no subscriptions (and, for MessagingParts, an empty registry). */
+  create(): Promise<S> | S;
   /** Resolves when every delivery started so far has finished (or after a bounded wait). */
-  settle(bus: EventBus): Promise<void>;
+  settle(subject: S): Promise<void>;
+  /** Releases what `create` made (servers, clients), after each test. */
+  destroy?(subject: S): Promise<void> | void;
+}
+
+function partsOf(subject: EventBus | MessagingParts): MessagingParts {
+  return "publisher" in subject ? subject : { publisher: subject, subscriber: subject };
 }
 
 /** Polls until `done` holds: a bus delivers asynchronously. */
@@ -23,19 +42,27 @@ async function eventually(done: () => boolean, timeoutMs = 2_000): Promise<void>
 
 /**
  * Agent messaging over an EventBus adapter: what MessagingService needs from the bus's publish,
- * pattern matching and delivery. Every adapter that implements EventSubscriber runs it.
+ * pattern matching and delivery. Every adapter that implements EventSubscriber runs it, and so does
+ * every publisher whose service delivers through rules (MessagingParts).
  *
  * @example
  * describeMessagingContract("MemoryEventBus", {
  *   create: () => new MemoryEventBus(),
  *   settle: (bus) => (bus as MemoryEventBus).idle(),
  * });
+ * describeMessagingContract("EventBridgePublisher", {
+ *   create: async () => ({ publisher, subscriber: standIn, registry }),
+ *   settle: () => standIn.idle(),
+ * });
  */
-export function describeMessagingContract(name: string, subject: MessagingContractSubject): void {
+export function describeMessagingContract<S extends EventBus | MessagingParts>(
+  name: string,
+  subject: MessagingContractSubject<S>,
+): void {
   describe(`${name} (agent messaging contract)`, () => {
-    let bus: EventBus;
+    let bus: S | undefined;
     let messaging: MessagingService;
-    let registry: MemoryAgentRegistry;
+    let registry: AgentRegistry;
     const register = (agentId: string, agentType = "worker") =>
       registry.register({
         agentId,
@@ -54,10 +81,25 @@ export function describeMessagingContract(name: string, subject: MessagingContra
       return received;
     };
 
+    const settle = () => (bus === undefined ? Promise.resolve() : subject.settle(bus));
+
     beforeEach(async () => {
       bus = await subject.create();
-      registry = new MemoryAgentRegistry();
-      messaging = new MessagingService({ registry, publisher: bus, subscriber: bus });
+      const parts = partsOf(bus);
+      registry = parts.registry ?? new MemoryAgentRegistry();
+      messaging = new MessagingService({
+        registry,
+        publisher: parts.publisher,
+        subscriber: parts.subscriber,
+      });
+    });
+
+    afterEach(async () => {
+      if (bus === undefined) return;
+      const created = bus;
+      bus = undefined;
+      await subject.settle(created);
+      await subject.destroy?.(created);
     });
 
     it("delivers a direct message to its recipient's subscription only", async () => {
@@ -73,7 +115,7 @@ export function describeMessagingContract(name: string, subject: MessagingContra
         payload: [1],
       });
       await eventually(() => b.length === 1);
-      await subject.settle(bus);
+      await settle();
 
       expect(b).toEqual([message]);
       expect(a).toEqual([]);
@@ -92,7 +134,7 @@ export function describeMessagingContract(name: string, subject: MessagingContra
         audience: { agentType: "searcher" },
       });
       await eventually(() => boxes.s1.length + boxes.s2.length === 2);
-      await subject.settle(bus);
+      await settle();
 
       expect([boxes.s1.length, boxes.s2.length, boxes.w1.length]).toEqual([1, 1, 0]);
       expect(boxes.s1[0]?.toAgentId).toBe("s1");
@@ -109,7 +151,7 @@ export function describeMessagingContract(name: string, subject: MessagingContra
       await messaging.send({ fromAgentId: "x", toAgentId: "a", messageType: "chat", payload: 1 });
       await messaging.send({ fromAgentId: "x", toAgentId: "a", messageType: "audit", payload: 2 });
       await eventually(() => typed.length === 1);
-      await subject.settle(bus);
+      await settle();
 
       expect(typed).toEqual(["audit"]);
     });
@@ -131,7 +173,7 @@ export function describeMessagingContract(name: string, subject: MessagingContra
         payload: 1,
       });
       await eventually(() => taken.length === 1);
-      await subject.settle(bus);
+      await settle();
 
       expect(taken).toEqual([message.messageId]);
       expect(calls).toBe(2);
@@ -158,7 +200,7 @@ export function describeMessagingContract(name: string, subject: MessagingContra
         ttlSeconds: 60,
       });
       await eventually(() => a.some((m) => m.messageType === "fresh"));
-      await subject.settle(bus);
+      await settle();
 
       expect(a.map((m) => m.messageType)).toEqual(["fresh"]);
     });
@@ -177,7 +219,7 @@ export function describeMessagingContract(name: string, subject: MessagingContra
       stop();
       await messaging.send({ fromAgentId: "x", toAgentId: "a", messageType: "t", payload: 1 });
       await eventually(() => second.length === 1);
-      await subject.settle(bus);
+      await settle();
 
       expect(first).toEqual([]);
     });

@@ -12,7 +12,7 @@ export interface AgentsSystem {
   /** The staleness threshold and sweep interval the system runs with. */
   readonly agentStalenessSeconds: number;
   readonly sweepIntervalMs: number;
-  /** Agent type of the demo worker that runs twice (two agents serve its capability). */
+  /** Agent type of the demo worker that runs twice (two workers serve its capability). */
   readonly duplicatedAgentType: string;
   stop(): Promise<void>;
 }
@@ -39,7 +39,22 @@ async function waitFor<T>(
  * Agents end to end: registry, liveness, routing by agent and messaging, over real HTTP against a
  * running system whose demo workers register themselves.
  */
-export function describeAgentsApi(name: string, start: () => Promise<AgentsSystem>): void {
+export function describeAgentsApi(
+  name: string,
+  start: () => Promise<AgentsSystem>,
+  options: {
+    /**
+     * How the demo workers take part (ADR 0004 §3, §5). `pollers`: each is a long-running agent
+     * (`<agentType>-<suffix>`), registered at start, heartbeating, with a task inbox. `lambda`: each
+     * worker function is one agent, `lambda:<agentType>`, registered on its first invocation, with no
+     * inbox (tasks reach it through its capability queue only), so an idle one turns `unavailable`.
+     * @default "pollers"
+     */
+    workerAgents?: "pollers" | "lambda";
+  } = {},
+): void {
+  // Known when the tests are declared: which tests apply depends on how the workers take part.
+  const lambdaWorkers = options.workerAgents === "lambda";
   describe(`agents API end to end (${name})`, () => {
     let system: AgentsSystem;
     let api: ReturnType<typeof apiClient>;
@@ -110,17 +125,33 @@ export function describeAgentsApi(name: string, start: () => Promise<AgentsSyste
     });
 
     it("lists the demo workers, which register themselves, by capability, task type and agent type", async () => {
+      const lambda = lambdaWorkers;
+      if (lambda) {
+        // A worker function registers on its first invocation: give each one a task.
+        const taskIds = await Promise.all([
+          api.submit({ taskType: "analyze_text", input: { text: "Register." } }),
+          api.submit({ taskType: "summarize", input: { text: "Register." } }),
+          api.submit({ taskType: "echo", input: { value: 1 } }),
+        ]);
+        await Promise.all(taskIds.map((taskId) => api.waitForStatus(taskId, ["completed", "failed"])));
+      }
       const analyzers = await waitFor(
         () => api.get("/agents?capability=text-analysis"),
         (r) => r.body.items.length >= 1,
         5_000,
       );
       const byIntent = await api.get("/agents?capability=summarize");
-      const byType = await api.get(`/agents?type=${system.duplicatedAgentType}&status=available`);
+      // An idle function turns unavailable after the staleness threshold, which is the truth.
+      const byType = await api.get(
+        `/agents?type=${system.duplicatedAgentType}${lambda ? "" : "&status=available"}`,
+      );
 
       expect(analyzers.body.items.map((a: any) => a.agentType)).toEqual(["text-analyzer"]);
       expect(byIntent.body.items.map((a: any) => a.agentType)).toEqual(["summarizer"]);
-      expect(byType.body.items).toHaveLength(2);
+      // Both diagnostics functions are the one agent `lambda:diagnostics`: one agent per worker type.
+      expect(byType.body.items.map((a: any) => a.agentId)).toEqual(
+        lambda ? [`lambda:${system.duplicatedAgentType}`] : [expect.any(String), expect.any(String)],
+      );
     });
 
     it("marks an agent that stops heartbeating unavailable within the staleness threshold plus one sweep", async () => {
@@ -158,41 +189,62 @@ export function describeAgentsApi(name: string, start: () => Promise<AgentsSyste
       expect((await api.get(`/agents/${silent.agentId}`)).body.status).toBe("available");
     });
 
-    it("runs each task that prefers an agent on that agent, though another agent serves the capability too", async () => {
-      const pool = await waitFor(
-        () => api.get(`/agents?type=${system.duplicatedAgentType}&status=available`),
-        (r) => r.body.items.length === 2,
-        5_000,
-      );
-      const [first = "", second = ""]: string[] = pool.body.items.map((a: { agentId: string }) => a.agentId);
-      const capability: string = pool.body.items[0].capabilities.supportedTools[0];
-      // Alternating preferences: without routing, whichever agent polls first would take them all.
-      const preferences = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? first : second));
-
-      const response = await api.post("/tasks", {
-        tasks: preferences.map((preferredAgentId, i) => ({
+    // Only agents with a task inbox can be preferred over their capability's other agents; a worker
+    // function has none, and is the one agent of its type (ADR 0004 §5).
+    if (lambdaWorkers) {
+      it("runs a task that prefers a Lambda agent on that agent, through the capability's queue", async () => {
+        const taskId = await api.submit({
           taskType: "echo",
-          input: { value: i },
-          preferredAgentId,
-        })),
+          input: { value: "preferred" },
+          preferredAgentId: `lambda:${system.duplicatedAgentType}`,
+        });
+        const task = await api.waitForStatus(taskId, ["completed", "failed"]);
+        expect(task).toMatchObject({
+          status: "completed",
+          workerAgentId: `lambda:${system.duplicatedAgentType}`,
+        });
       });
-      const tasks = await Promise.all(
-        response.body.tasks.map((t: { taskId: string }) =>
-          api.waitForStatus(t.taskId, ["completed", "failed"]),
-        ),
-      );
-      const stats = await api.get("/stats");
-      const workers = await api.get(`/pool?capability=${capability}`);
+    }
+    if (!lambdaWorkers)
+      it("runs each task that prefers an agent on that agent, though another agent serves the capability too", async () => {
+        const pool = await waitFor(
+          () => api.get(`/agents?type=${system.duplicatedAgentType}&status=available`),
+          (r) => r.body.items.length === 2,
+          5_000,
+        );
+        const [first = "", second = ""]: string[] = pool.body.items.map(
+          (a: { agentId: string }) => a.agentId,
+        );
+        const capability: string = pool.body.items[0].capabilities.supportedTools[0];
+        // Alternating preferences: without routing, whichever agent polls first would take them all.
+        const preferences = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? first : second));
 
-      expect(tasks.map((t) => [t.status, t.workerAgentId])).toEqual(preferences.map((p) => ["completed", p]));
-      expect(stats.body.tasksByAgent[first]).toBeGreaterThanOrEqual(4);
-      expect(stats.body.tasksByAgent[second]).toBeGreaterThanOrEqual(4);
-      expect(workers.body).toMatchObject({ totalWorkers: 2, availableWorkers: 2, busyWorkers: 0 });
-      expect(workers.body.tasksByWorker).toEqual({
-        [first]: stats.body.tasksByAgent[first],
-        [second]: stats.body.tasksByAgent[second],
+        const response = await api.post("/tasks", {
+          tasks: preferences.map((preferredAgentId, i) => ({
+            taskType: "echo",
+            input: { value: i },
+            preferredAgentId,
+          })),
+        });
+        const tasks = await Promise.all(
+          response.body.tasks.map((t: { taskId: string }) =>
+            api.waitForStatus(t.taskId, ["completed", "failed"]),
+          ),
+        );
+        const stats = await api.get("/stats");
+        const workers = await api.get(`/pool?capability=${capability}`);
+
+        expect(tasks.map((t) => [t.status, t.workerAgentId])).toEqual(
+          preferences.map((p) => ["completed", p]),
+        );
+        expect(stats.body.tasksByAgent[first]).toBeGreaterThanOrEqual(4);
+        expect(stats.body.tasksByAgent[second]).toBeGreaterThanOrEqual(4);
+        expect(workers.body).toMatchObject({ totalWorkers: 2, availableWorkers: 2, busyWorkers: 0 });
+        expect(workers.body.tasksByWorker).toEqual({
+          [first]: stats.body.tasksByAgent[first],
+          [second]: stats.body.tasksByAgent[second],
+        });
       });
-    });
 
     it("runs a task whose preferred agent is unknown on the capability's workers", async () => {
       const taskId = await api.submit({
@@ -204,7 +256,11 @@ export function describeAgentsApi(name: string, start: () => Promise<AgentsSyste
       const task = await api.waitForStatus(taskId, ["completed", "failed"]);
 
       expect(task.status).toBe("completed");
-      expect(task.workerAgentId).toMatch(new RegExp(`^${system.duplicatedAgentType}-`));
+      expect(task.workerAgentId).toMatch(
+        lambdaWorkers
+          ? new RegExp(`^lambda:${system.duplicatedAgentType}$`)
+          : new RegExp(`^${system.duplicatedAgentType}-`),
+      );
     });
 
     it("completes a request and its reply between two agents", async () => {

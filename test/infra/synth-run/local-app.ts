@@ -3,13 +3,13 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { type RunningEventSource, startSqsEventSource } from "#local/sqs-event-source";
-import { type CfnTemplate, isObject, propertiesOf, referencedLogicalId, resourcesOfType } from "./cfn.ts";
-import { type EmulatedResources, provisionTemplateResources } from "./emulated-resources.ts";
 import {
   type EventBridgeStandIn,
   type FunctionRule,
   startEventBridgeStandIn,
-} from "./eventbridge-stand-in.ts";
+} from "#test/support/eventbridge-stand-in";
+import { type CfnTemplate, isObject, propertiesOf, referencedLogicalId, resourcesOfType } from "./cfn.ts";
+import { type EmulatedResources, provisionTemplateResources } from "./emulated-resources.ts";
 import { installFunctionEnvironments, type LocalFunction, loadFunction } from "./lambda-runtime.ts";
 import { type RecordedCall, type RecordingProxy, startRecordingProxy } from "./recording-proxy.ts";
 import {
