@@ -24,7 +24,7 @@ import {
   readAwsAdapterEnvironment,
 } from "#shared/adapters/aws/clients";
 import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
-import { EventBridgePublisher } from "#shared/adapters/aws/eventbridge-bus";
+import { EventBridgePublisher, putEventsEntrySize } from "#shared/adapters/aws/eventbridge-bus";
 import { attachRequestCounter, RequestCounter } from "#shared/adapters/aws/request-accounting";
 import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
 import { TaskKeys } from "#shared/adapters/aws/table-schema";
@@ -393,6 +393,28 @@ describe("F11: PutEvents partial failure", () => {
       Time: new Date("2030-01-01T00:00:00.000Z"),
       Resources: ["task/task-0"],
     });
+  });
+
+  it("keeps every PutEvents request under 256 KB, splitting before 10 entries when events are large", async () => {
+    const { mock, publisher } = mockedPublisher();
+    mock.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
+      FailedEntryCount: 0,
+      Entries: input.Entries.map((_, i) => ({ EventId: `e-${i}` })),
+    }));
+    // A broadcast of a ~60 KB message to ten agents: 600 KB in all.
+    const large = events
+      .slice(0, 10)
+      .map((e) => ({ ...e, detail: { ...e.detail, payload: "x".repeat(60_000) } }));
+
+    await publisher.publish(large);
+
+    const requests = mock.commandCalls(PutEventsCommand).map((call) => call.args[0].input.Entries ?? []);
+    const sizes = requests.map((entries) =>
+      entries.reduce((sum, entry) => sum + putEventsEntrySize(entry), 0),
+    );
+    expect(requests.flat()).toHaveLength(10);
+    expect(Math.max(...sizes)).toBeLessThan(256 * 1024);
+    expect(requests.length).toBeGreaterThanOrEqual(3);
   });
 
   it("resends only the entries that failed", async () => {

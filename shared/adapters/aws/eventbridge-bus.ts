@@ -16,8 +16,22 @@ export interface EventBridgePublisherOptions {
   readonly retryBaseDelayMs?: number;
 }
 
-/** PutEvents takes at most 10 entries per call. */
+/** PutEvents takes at most 10 entries per call… */
 const PUT_EVENTS_LIMIT = 10;
+/** …whose sizes (computed as the EventBridge user guide says) must add up to less than 256 KB. */
+const PUT_EVENTS_MAX_BYTES = 256 * 1024 - 1;
+
+/** An entry's size as EventBridge counts it: Time (14 bytes), Source, DetailType, Detail, Resources. */
+export function putEventsEntrySize(entry: PutEventsRequestEntry): number {
+  const bytes = (text: string | undefined) => (text === undefined ? 0 : Buffer.byteLength(text, "utf8"));
+  return (
+    (entry.Time ? 14 : 0) +
+    bytes(entry.Source) +
+    bytes(entry.DetailType) +
+    bytes(entry.Detail) +
+    (entry.Resources ?? []).reduce((sum, resource) => sum + bytes(resource), 0)
+  );
+}
 
 interface PendingEntry {
   readonly event: BusEvent;
@@ -31,7 +45,7 @@ interface FailedEntry {
 
 /**
  * Publishes events to an EventBridge bus. PutEvents reports failures per entry without throwing, so
- * each chunk of 10 is sent, its failed entries (only those) are sent again with backoff a few times,
+ * each chunk (≤ 10 entries, < 256 KB) is sent, its failed entries (only those) are sent again with backoff a few times,
  * and whatever still fails makes `publish` throw a DependencyError naming the events. The caller
  * keeps those in the outbox for the sweeper.
  *
@@ -55,12 +69,26 @@ export class EventBridgePublisher implements EventPublisher {
   }
 
   async publish(events: readonly BusEvent[]): Promise<void> {
+    // Chunks of at most 10 entries and under 256 KB in all; an entry over the limit alone goes in a
+    // chunk of its own, and EventBridge's refusal of it is reported like any other failed entry.
     const chunks: PendingEntry[][] = [];
-    for (let start = 0; start < events.length; start += PUT_EVENTS_LIMIT) {
-      chunks.push(
-        events.slice(start, start + PUT_EVENTS_LIMIT).map((event) => ({ event, entry: this.entry(event) })),
-      );
+    let chunk: PendingEntry[] = [];
+    let chunkBytes = 0;
+    for (const event of events) {
+      const entry = this.entry(event);
+      const size = putEventsEntrySize(entry);
+      if (
+        chunk.length > 0 &&
+        (chunk.length >= PUT_EVENTS_LIMIT || chunkBytes + size > PUT_EVENTS_MAX_BYTES)
+      ) {
+        chunks.push(chunk);
+        chunk = [];
+        chunkBytes = 0;
+      }
+      chunk.push({ event, entry });
+      chunkBytes += size;
     }
+    if (chunk.length > 0) chunks.push(chunk);
     const failed = (await Promise.all(chunks.map((chunk) => this.publishChunk(chunk)))).flat();
     if (failed.length > 0) {
       const named = failed.map((f) => `${f.event.id} ("${f.event["detail-type"]}"): ${f.reason}`).join("; ");
