@@ -1,7 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RuntimeMode, startLocalRuntime } from "#local/runtime";
+import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { demoWorkers } from "#shared/agents/demo";
 import type { PlatformConfig } from "#shared/config/platform";
+import { TERMINAL_TASK_DETAIL_TYPES } from "#shared/core/jobs/aggregator";
 import { defineReducer } from "#shared/core/jobs/reducers";
 import { defineWorker } from "#shared/worker/define-worker";
 import { apiClient } from "./api-client.ts";
@@ -534,4 +537,37 @@ export function describeJobsApi(
       });
     });
   });
+}
+
+/**
+ * Starts a local runtime for the jobs suite (embedded or emulated: both keep the in-process bus,
+ * which is what lets the suite replay events), with a quick timer so deadlines are met within a few
+ * hundred milliseconds.
+ */
+export async function startJobsRuntime(mode: RuntimeMode): Promise<RunningJobsSystem> {
+  const runtime = await startLocalRuntime({
+    mode,
+    port: 0,
+    logLevel: "silent",
+    config: jobsE2eConfig,
+    workers: jobsE2eWorkers,
+    reducers: [sumReducer],
+    sweepIntervalMs: 100,
+    cancelCheckIntervalMs: 50,
+  });
+  return {
+    url: runtime.url,
+    stop: () => runtime.stop(),
+    async replayTaskEvents(jobId) {
+      if (!(runtime.bus instanceof MemoryEventBus))
+        throw new Error("the local runtime's bus is not the embedded one");
+      const events = runtime.bus
+        .inspectPublished()
+        .filter((e) => e.detail.jobId === jobId && TERMINAL_TASK_DETAIL_TYPES.includes(e["detail-type"]));
+      // Twice, the second time in reverse: duplicated and reordered.
+      await runtime.bus.publish([...events, ...[...events].reverse()]);
+      await runtime.bus.idle();
+      return events.length;
+    },
+  };
 }
