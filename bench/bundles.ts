@@ -49,6 +49,8 @@ const DUMMY_ENV = {
   POWERTOOLS_METRICS_NAMESPACE: "Agentry",
   POWERTOOLS_DEV: "false",
   AWS_LAMBDA_FUNCTION_NAME: "bench",
+  // The SDK warns once per process that Node 20 support ends in 2027; one line is enough (README).
+  NODE_NO_WARNINGS: "1",
 };
 
 /** Bundles one entry as AgentryFunction does (infra/constructs/agentry-function.ts) and returns the file. */
