@@ -139,6 +139,17 @@ async function compose(
   };
   const jobs = new JobService(jobDeps);
   const aggregator = new Aggregator(jobDeps);
+  // The HTTP server first: if its port is taken, nothing else has started yet.
+  const handler = createSupervisorApiHandler({
+    supervisor,
+    logger,
+    extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
+  });
+  const server = await serveHttpApi(handler, {
+    port: options.port ?? 3000,
+    host: options.host ?? "127.0.0.1",
+  });
+
   const stopAggregating = bus.subscribe(JOB_TASK_EVENT_PATTERN, async (event) => {
     await aggregator.onTaskEvent(event);
   });
@@ -183,16 +194,6 @@ async function compose(
     track(aggregator.advanceDueJobs(new Date()), "job sweep failed");
     track(agentLiveness.sweep(), "agent sweep failed");
   }, options.sweepIntervalMs ?? 1_000);
-
-  const handler = createSupervisorApiHandler({
-    supervisor,
-    logger,
-    extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
-  });
-  const server = await serveHttpApi(handler, {
-    port: options.port ?? 3000,
-    host: options.host ?? "127.0.0.1",
-  });
 
   return {
     url: server.url,

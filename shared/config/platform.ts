@@ -55,7 +55,9 @@ export const defaultPlatformConfig: PlatformConfig = {
     { name: "diagnostics", workerTimeoutSeconds: 60, maxConcurrency: 5 },
   ],
   taskTypes: { analyze_text: "text-analysis", summarize: "summarization", echo: "diagnostics" },
-  retry: { defaultMaxAttempts: 3, baseDelaySeconds: 1, maxDelaySeconds: 300 },
+  // maxDelaySeconds stays below stuckSubmittedSeconds, so the sweeper never re-sends a task that is
+  // only waiting out its backoff.
+  retry: { defaultMaxAttempts: 3, baseDelaySeconds: 1, maxDelaySeconds: 60 },
   defaultTimeoutSeconds: 30,
   highPriorityThreshold: 5,
   maxReceiveCount: 5,
@@ -75,31 +77,37 @@ export function findCapability(config: PlatformConfig, name: string): Capability
   return config.capabilities.find((c) => c.name === name);
 }
 
-const PlatformConfigSchema = z.object({
-  capabilities: z
-    .array(
-      z.object({
-        name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
-        workerTimeoutSeconds: z.int().min(1).max(900),
-        maxConcurrency: z.int().min(2).max(1000),
-      }),
-    )
-    .min(1),
-  taskTypes: z.record(z.string(), z.string()),
-  retry: z.object({
-    defaultMaxAttempts: z.int().min(1).max(10),
-    baseDelaySeconds: z.number().positive(),
-    maxDelaySeconds: z.int().min(1).max(900),
-  }),
-  defaultTimeoutSeconds: z.int().min(1).max(900),
-  highPriorityThreshold: z.int(),
-  maxReceiveCount: z.int().min(1),
-  leaseGraceSeconds: z.int().min(0),
-  stuckSubmittedSeconds: z.int().min(1),
-  agentStalenessSeconds: z.int().min(1),
-  shards: z.int().min(1).max(1000),
-  finishedTaskRetentionDays: z.int().min(1),
-});
+const PlatformConfigSchema = z
+  .object({
+    capabilities: z
+      .array(
+        z.object({
+          name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
+          workerTimeoutSeconds: z.int().min(1).max(900),
+          maxConcurrency: z.int().min(2).max(1000),
+        }),
+      )
+      .min(1),
+    taskTypes: z.record(z.string(), z.string()),
+    retry: z.object({
+      defaultMaxAttempts: z.int().min(1).max(10),
+      baseDelaySeconds: z.number().positive(),
+      maxDelaySeconds: z.int().min(1).max(900),
+    }),
+    defaultTimeoutSeconds: z.int().min(1).max(900),
+    highPriorityThreshold: z.int(),
+    maxReceiveCount: z.int().min(1),
+    leaseGraceSeconds: z.int().min(0),
+    stuckSubmittedSeconds: z.int().min(1),
+    agentStalenessSeconds: z.int().min(1),
+    shards: z.int().min(1).max(1000),
+    finishedTaskRetentionDays: z.int().min(1),
+  })
+  .refine((c) => c.stuckSubmittedSeconds > c.retry.maxDelaySeconds, {
+    path: ["stuckSubmittedSeconds"],
+    message:
+      "must exceed retry.maxDelaySeconds, or the sweeper re-sends tasks that are waiting out their backoff",
+  });
 
 /**
  * The configuration a deployed function runs with: `PLATFORM_CONFIG` (JSON, set by the CDK stack

@@ -80,6 +80,10 @@ export interface DispatcherDeps {
 
 const MessageBodySchema = z.object({ taskId: z.string().min(1), attempt: z.int().positive() });
 const MAX_RELEASE_SECONDS = 900;
+/** Time kept back from a Lambda invocation's deadline to record the outcome. */
+const DEADLINE_SAFETY_MS = 1_000;
+/** A task is not started with less than this left before the invocation's deadline. */
+const MIN_RUN_MS = 1_000;
 
 class AbortReason extends Error {
   constructor(
@@ -155,6 +159,9 @@ export class Dispatcher {
       return { settlement: { kind: "release", delaySeconds, reason: "another worker holds the task" } };
     }
 
+    // A cancel asked for between attempts wins over running the task again.
+    if (task.status === "submitted" && task.cancelRequested) return this.finish(task, "canceled", {}, {});
+
     if (task.status === "working") {
       // The previous holder's lease ran out: it crashed or stalled. Cancel it, fail it, or take it over.
       if (task.cancelRequested) return this.finish(task, "canceled", {}, { expired: true });
@@ -181,6 +188,17 @@ export class Dispatcher {
         },
         { expired: task.status === "working" },
       );
+    }
+
+    // Too little of the invocation left to run anything: hand the message back without claiming, so
+    // no attempt is spent on a run that could only time out.
+    if (
+      options.deadlineMs !== undefined &&
+      options.deadlineMs - now.getTime() < DEADLINE_SAFETY_MS + MIN_RUN_MS
+    ) {
+      return {
+        settlement: { kind: "release", delaySeconds: 1, reason: "invocation deadline too close to start" },
+      };
     }
 
     const claimed = await this.claim(task, now);
@@ -236,7 +254,7 @@ export class Dispatcher {
     const startedMs = this.clock.now().getTime();
     let budgetMs = timeoutSeconds * 1000;
     if (options.deadlineMs !== undefined)
-      budgetMs = Math.min(budgetMs, options.deadlineMs - startedMs - 1_000);
+      budgetMs = Math.min(budgetMs, options.deadlineMs - startedMs - DEADLINE_SAFETY_MS);
     const timer = setTimeout(
       () => abort(new AbortReason("timeout", `task timed out after ${Math.round(budgetMs / 1000)} s`)),
       Math.max(0, budgetMs),
@@ -278,9 +296,10 @@ export class Dispatcher {
       },
     };
 
-    await this.deps.onTaskStart?.(task);
     let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
     try {
+      // Inside the try: a throwing hook must not leave the timer and the watcher running.
+      await this.deps.onTaskStart?.(task);
       outcome = {
         ok: true,
         output: await untilAborted(
@@ -370,6 +389,9 @@ export class Dispatcher {
       });
       if (!retried.ok) return { kind: "ack", reason: "lease lost before the retry was recorded" };
       await this.committed(retried.task, events);
+      // A cancel that arrived while this attempt ran: end the task now rather than retry it.
+      if (retried.task.cancelRequested)
+        return this.settleFinish(await this.finish(retried.task, "canceled", {}, {}));
       this.deps.logger.warn("task attempt failed; retrying", {
         taskId: task.taskId,
         attempt: task.attempts,

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import type { PlatformConfig } from "#shared/config/platform";
+import { findCapability, type PlatformConfig } from "#shared/config/platform";
 import {
   AlreadyTerminalError,
   ConcurrentUpdateError,
@@ -83,7 +83,7 @@ export class Supervisor {
       ),
     );
 
-    const outcomes = await Promise.all(
+    const settled = await Promise.allSettled(
       drafts.map((task) =>
         this.deps.store.create({
           task,
@@ -95,14 +95,11 @@ export class Supervisor {
         }),
       ),
     );
+    const outcomes = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
 
-    const conflicts = outcomes.flatMap((outcome, index) => {
-      const draft = drafts[index];
-      return !outcome.created && draft && outcome.task.requestHash !== draft.requestHash ? [draft] : [];
-    });
-    if (conflicts.length > 0)
-      throw new IdempotencyConflictError(conflicts.map((t) => t.idempotencyKey).join(", "));
-
+    // Whatever this request created is enqueued and announced even if a sibling failed or conflicted:
+    // an accepted task is never left waiting for the sweeper. (A retry of the same request with the
+    // same idempotency keys returns those tasks.)
     const created = outcomes.filter((o) => o.created).map((o) => o.task);
     const submitted = created.filter((t) => t.status === "submitted");
     // Agent routing: some tasks go to one agent's inbox; the task record keeps its capability queue,
@@ -116,6 +113,15 @@ export class Supervisor {
         (t): CommittedEvents => ({ taskId: t.taskId, version: t.version, events: [lifecycleEvent(t)] }),
       ),
     );
+
+    const failure = settled.find((r) => r.status === "rejected");
+    if (failure) throw failure.reason;
+    const conflicts = outcomes.flatMap((outcome, index) => {
+      const draft = drafts[index];
+      return !outcome.created && draft && outcome.task.requestHash !== draft.requestHash ? [draft] : [];
+    });
+    if (conflicts.length > 0)
+      throw new IdempotencyConflictError(conflicts.map((t) => t.idempotencyKey).join(", "));
     return outcomes.map((o) => ({ taskId: o.task.taskId, status: o.task.status }));
   }
 
@@ -204,6 +210,26 @@ export class Supervisor {
       ]);
     }
     inputs.forEach((input, index) => {
+      // A worker cannot run longer than its Lambda does: such a task could only ever time out.
+      const capability = findCapability(
+        this.deps.config,
+        routeTask(this.deps.config, input).capability ?? "",
+      );
+      if (
+        capability &&
+        input.timeoutSeconds !== undefined &&
+        input.timeoutSeconds > capability.workerTimeoutSeconds
+      ) {
+        throw new ValidationError(
+          `task ${index}: timeoutSeconds exceeds the ${capability.name} workers' timeout`,
+          [
+            {
+              path: inputs.length > 1 ? `tasks.${index}.timeoutSeconds` : "timeoutSeconds",
+              message: `at most ${capability.workerTimeoutSeconds} for capability ${capability.name}, got ${input.timeoutSeconds}`,
+            },
+          ],
+        );
+      }
       const bytes = jsonByteLength(input.input);
       if (bytes > MAX_PAYLOAD_BYTES) {
         throw new PayloadTooLargeError(

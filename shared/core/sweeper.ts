@@ -5,7 +5,7 @@ import { Counter } from "#shared/domain/statistics";
 import type { Task } from "#shared/domain/task";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { TaskQueue } from "#shared/ports/task-queue";
-import type { TaskStore } from "#shared/ports/task-store";
+import type { ListTasksQuery, TaskStore } from "#shared/ports/task-store";
 import type { EventRelay } from "./event-relay.ts";
 import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
 
@@ -23,8 +23,10 @@ export interface SweeperDeps {
   readonly clock?: Clock;
   /** Outbox entries younger than this are left to the writer that created them. */
   readonly outboxGraceSeconds?: number;
-  /** Most tasks looked at per status per sweep. */
+  /** Tasks per listing page. @default 100 */
   readonly pageSize?: number;
+  /** Most listing pages per status per sweep. @default 50 */
+  readonly maxPages?: number;
 }
 
 /**
@@ -58,11 +60,7 @@ export class Sweeper {
 
   private async recoverExpiredLeases(now: Date): Promise<number> {
     const iso = now.toISOString();
-    const { items } = await this.deps.store.list({
-      status: "working",
-      updatedBefore: iso,
-      limit: this.pageSize(),
-    });
+    const items = await this.listAll({ status: "working", updatedBefore: iso });
     let recovered = 0;
     for (const task of items) {
       if (task.leaseExpiresAt === undefined || task.leaseExpiresAt >= iso) continue;
@@ -122,11 +120,7 @@ export class Sweeper {
 
   private async reenqueueStuck(now: Date): Promise<number> {
     const before = new Date(now.getTime() - this.deps.config.stuckSubmittedSeconds * 1000).toISOString();
-    const { items } = await this.deps.store.list({
-      status: "submitted",
-      updatedBefore: before,
-      limit: this.pageSize(),
-    });
+    const items = await this.listAll({ status: "submitted", updatedBefore: before });
     const touched: Task[] = [];
     for (const task of items) {
       // Touch first, so a second sweeper racing this one does not enqueue the task again.
@@ -151,6 +145,26 @@ export class Sweeper {
         body: { taskId: t.taskId, attempt: t.attempts + 1 },
       })),
     );
+  }
+
+  /**
+   * Every matching task, page by page, up to `maxPages`: listings are newest first, and the tasks a
+   * sweep is for (the oldest) sit on the last pages.
+   */
+  private async listAll(query: Pick<ListTasksQuery, "status" | "updatedBefore">): Promise<Task[]> {
+    const tasks: Task[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < (this.deps.maxPages ?? 50); page++) {
+      const result = await this.deps.store.list({
+        ...query,
+        limit: this.pageSize(),
+        ...(cursor ? { cursor } : {}),
+      });
+      tasks.push(...result.items);
+      cursor = result.nextCursor;
+      if (!cursor) break;
+    }
+    return tasks;
   }
 
   private pageSize(): number {

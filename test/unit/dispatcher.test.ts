@@ -305,4 +305,81 @@ describe("Dispatcher", () => {
     expect(f.store.inspectOutbox()).toEqual([]);
     expect(f.bus.inspectPublished().map((e) => e["detail-type"])).toContain("Task Started");
   });
+  it("ends a task canceled, without another run, when the cancel arrived during an attempt that then failed", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ maxAttempts: 3 });
+    let runs = 0;
+    const dispatcher = f.dispatcher(
+      {
+        echo: async () => {
+          runs++;
+          await f.supervisor.cancel(taskId);
+          throw new Error("failed before the watcher saw the cancel");
+        },
+      },
+      { cancelCheckIntervalMs: 60_000 },
+    );
+
+    const settlement = await dispatcher.process(await f.receiveOne());
+
+    expect(settlement).toEqual({ kind: "ack", reason: "task canceled" });
+    expect(runs).toBe(1);
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "canceled", cancelRequested: true });
+  });
+
+  it("cancels a submitted task that was asked to cancel instead of claiming it", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    const task = f.store.inspect(taskId);
+    if (!task) throw new Error("no task");
+    // As left by a retry write that raced a cancel request.
+    await f.store.transition({
+      taskId,
+      from: ["submitted"],
+      patch: { cancelRequested: true, updatedAt: task.updatedAt },
+    });
+    const handler = vi.fn(echo);
+
+    const settlement = await f.dispatcher({ echo: handler }).process(await f.receiveOne());
+
+    expect(settlement).toEqual({ kind: "ack", reason: "task canceled" });
+    expect(handler).not.toHaveBeenCalled();
+    expect(f.store.inspect(taskId)?.status).toBe("canceled");
+  });
+
+  it("hands a message back without spending an attempt when the invocation deadline is too close", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ maxAttempts: 1 });
+
+    const settlement = await f
+      .dispatcher({ echo })
+      .process(await f.receiveOne(), { deadlineMs: f.clock.now().getTime() + 800 });
+
+    expect(settlement).toMatchObject({ kind: "release", reason: "invocation deadline too close to start" });
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "submitted", attempts: 0 });
+  });
+
+  it("clears its timers when the onTaskStart hook throws, and records the attempt as failed", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ maxAttempts: 1 });
+    const get = vi.spyOn(f.store, "get");
+
+    const settlement = await f
+      .dispatcher(
+        { echo },
+        {
+          cancelCheckIntervalMs: 10,
+          onTaskStart: () => {
+            throw new Error("hook broke");
+          },
+        },
+      )
+      .process(await f.receiveOne());
+    const readsAfter = get.mock.calls.length;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+
+    expect(settlement.kind).toBe("dead-letter");
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "failed", error: { message: "hook broke" } });
+    expect(get.mock.calls.length).toBe(readsAfter);
+  });
 });

@@ -19,4 +19,14 @@ describe("loadPlatformConfig", () => {
     const broken = { ...defaultPlatformConfig, shards: 0 };
     expect(() => loadPlatformConfig({ PLATFORM_CONFIG: JSON.stringify(broken) })).toThrow(/shards/);
   });
+
+  it("refuses a backoff that can outlast the stuck-submission threshold", () => {
+    const broken = {
+      ...defaultPlatformConfig,
+      retry: { ...defaultPlatformConfig.retry, maxDelaySeconds: 300 },
+    };
+    expect(() => loadPlatformConfig({ PLATFORM_CONFIG: JSON.stringify(broken) })).toThrow(
+      /stuckSubmittedSeconds/,
+    );
+  });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   AlreadyTerminalError,
   IdempotencyConflictError,
@@ -115,6 +115,40 @@ describe("Supervisor", () => {
     await expect(f.supervisor.list({ limit: 0 })).rejects.toBeInstanceOf(ValidationError);
     await expect(f.supervisor.list({ limit: 101 })).rejects.toBeInstanceOf(ValidationError);
   });
+
+  it("enqueues the tasks a batch created even when another task of it conflicts", async () => {
+    const f = createCoreFixture();
+    await f.supervisor.submit([{ taskType: "echo", input: { v: 1 }, idempotencyKey: "taken" }]);
+    await f.queue.ack([await f.receiveOne()]);
+
+    await expect(
+      f.supervisor.submit([
+        { taskType: "echo", input: { v: 2 }, idempotencyKey: "fresh" },
+        { taskType: "echo", input: { v: 3 }, idempotencyKey: "taken" },
+      ]),
+    ).rejects.toBeInstanceOf(IdempotencyConflictError);
+
+    const message = await f.receiveOne();
+    const fresh = (await f.store.list({ limit: 10 })).items.find((t) => t.idempotencyKey === "fresh");
+    expect(JSON.parse(message.body).taskId).toBe(fresh?.taskId);
+    const retried = await f.supervisor.submit([
+      { taskType: "echo", input: { v: 2 }, idempotencyKey: "fresh" },
+    ]);
+    expect(retried[0]?.taskId).toBe(fresh?.taskId);
+  });
+
+  it("refuses a timeoutSeconds longer than its capability's workers run, naming the limit", async () => {
+    const f = createCoreFixture();
+    const limit = f.config.capabilities.find((c) => c.name === "diagnostics")?.workerTimeoutSeconds ?? 0;
+    const attempt = f.supervisor.submit([{ taskType: "echo", input: {}, timeoutSeconds: limit + 1 }]);
+    await expect(attempt).rejects.toBeInstanceOf(ValidationError);
+    await expect(attempt).rejects.toMatchObject({
+      details: [
+        { path: "timeoutSeconds", message: `at most ${limit} for capability diagnostics, got ${limit + 1}` },
+      ],
+    });
+    expect((await f.store.list({ limit: 10 })).items).toHaveLength(0);
+  });
 });
 
 describe("Sweeper", () => {
@@ -162,5 +196,33 @@ describe("Sweeper", () => {
     expect(first.reenqueued).toBe(1);
     expect(second.reenqueued).toBe(0);
     expect(JSON.parse((await f.receiveOne()).body).taskId).toBe(taskId);
+  });
+  it("finds expired leases beyond the first listing page (the oldest tasks are on the last page)", async () => {
+    const f = createCoreFixture();
+    const taskIds: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      taskIds.push(await f.submitOne({ timeoutSeconds: 1 }));
+      f.clock.advance(1_000);
+    }
+    const hang = f.dispatcher({ echo: () => new Promise(() => {}) }, { cancelCheckIntervalMs: 60_000 });
+    for (let i = 0; i < 12; i++) void hang.process(await f.receiveOne());
+    await vi.waitFor(() =>
+      expect(taskIds.every((id) => f.store.inspect(id)?.status === "working")).toBe(true),
+    );
+    const { Sweeper } = await import("#shared/core/sweeper");
+    const sweeper = new Sweeper({
+      store: f.store,
+      queue: f.queue,
+      relay: f.relay,
+      config: f.config,
+      clock: f.clock,
+      pageSize: 5,
+    });
+
+    f.clock.advance(60_000);
+    const report = await sweeper.sweep();
+
+    expect(report.expiredLeases).toBe(12);
+    expect(taskIds.every((id) => f.store.inspect(id)?.status === "submitted")).toBe(true);
   });
 });
