@@ -83,6 +83,7 @@ export class Supervisor {
       ),
     );
 
+    await this.refuseConflictingKeys(drafts);
     const settled = await Promise.allSettled(
       drafts.map((task) =>
         this.deps.store.create({
@@ -187,6 +188,25 @@ export class Supervisor {
 
   async statistics(): Promise<SupervisorStatistics> {
     return statisticsFromCounters(await this.deps.store.readCounters());
+  }
+
+  /**
+   * A batch with idempotency keys is checked before anything is written, so a reused key with a
+   * different body refuses the whole request and writes nothing. (A single task needs no check: its
+   * create is atomic. A key taken by a concurrent request between this check and the writes is still
+   * caught by the create, after the batch's other tasks were written.)
+   */
+  private async refuseConflictingKeys(drafts: readonly Task[]): Promise<void> {
+    const keyed = drafts.filter((d) => d.idempotencyKey !== undefined);
+    if (drafts.length < 2 || keyed.length === 0) return;
+    const existing = await Promise.all(
+      keyed.map((d) => this.deps.store.findByIdempotencyKey(d.idempotencyKey ?? "")),
+    );
+    const conflicts = keyed.filter(
+      (d, i) => existing[i] !== undefined && existing[i]?.requestHash !== d.requestHash,
+    );
+    if (conflicts.length > 0)
+      throw new IdempotencyConflictError(conflicts.map((d) => d.idempotencyKey).join(", "));
   }
 
   private checkSubmission(inputs: readonly TaskInput[], options: SubmitOptions): void {

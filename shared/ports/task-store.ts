@@ -94,6 +94,8 @@ export interface TaskStore {
   /** Writes a new task. With `task.idempotencyKey` set, a second create with the same key writes nothing. */
   create(request: CreateTaskRequest): Promise<CreateTaskOutcome>;
   get(taskId: string): Promise<Task | undefined>;
+  /** The task an idempotency key created, if the key is known. */
+  findByIdempotencyKey(idempotencyKey: string): Promise<Task | undefined>;
   /** Newest first (createdAt, then taskId, descending); every task appears on exactly one page. */
   list(query: ListTasksQuery): Promise<TaskPage>;
   transition(request: TransitionRequest): Promise<TransitionOutcome>;

@@ -210,6 +210,16 @@ export function describeTaskStoreContract<S extends TaskStore>(
         expect(await snapshot(first.taskId)).toEqual(before);
       });
 
+      it("finds the task an idempotency key created, and nothing for an unknown key", async () => {
+        const task = newTask({ idempotencyKey: `key-${randomUUID()}` });
+        await store.create({ task, counters: {}, events: [] });
+
+        expect(await store.findByIdempotencyKey(task.idempotencyKey ?? "")).toEqual(
+          await store.get(task.taskId),
+        );
+        expect(await store.findByIdempotencyKey(`key-${randomUUID()}`)).toBeUndefined();
+      });
+
       it("creates exactly one task when creates with one idempotency key race", async () => {
         const tasks = Array.from({ length: 5 }, () => newTask({ idempotencyKey: "raced-key" }));
 

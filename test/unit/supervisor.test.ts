@@ -116,7 +116,7 @@ describe("Supervisor", () => {
     await expect(f.supervisor.list({ limit: 101 })).rejects.toBeInstanceOf(ValidationError);
   });
 
-  it("enqueues the tasks a batch created even when another task of it conflicts", async () => {
+  it("refuses a whole batch in which one idempotency key was used with a different body, writing nothing", async () => {
     const f = createCoreFixture();
     await f.supervisor.submit([{ taskType: "echo", input: { v: 1 }, idempotencyKey: "taken" }]);
     await f.queue.ack([await f.receiveOne()]);
@@ -128,13 +128,28 @@ describe("Supervisor", () => {
       ]),
     ).rejects.toBeInstanceOf(IdempotencyConflictError);
 
-    const message = await f.receiveOne();
-    const fresh = (await f.store.list({ limit: 10 })).items.find((t) => t.idempotencyKey === "fresh");
-    expect(JSON.parse(message.body).taskId).toBe(fresh?.taskId);
-    const retried = await f.supervisor.submit([
-      { taskType: "echo", input: { v: 2 }, idempotencyKey: "fresh" },
-    ]);
-    expect(retried[0]?.taskId).toBe(fresh?.taskId);
+    expect((await f.store.list({ limit: 10 })).items.map((t) => t.idempotencyKey)).toEqual(["taken"]);
+    expect((await f.supervisor.statistics()).totalTasksSubmitted).toBe(1);
+    expect(f.queue.inspectQueue("diagnostics").visible).toBe(0);
+  });
+
+  it("enqueues the tasks a batch created even when the store fails another of them", async () => {
+    const f = createCoreFixture();
+    const create = f.store.create.bind(f.store);
+    vi.spyOn(f.store, "create").mockImplementation(async (request) => {
+      if ((request.task.input as { v: number }).v === 2) throw new Error("store unavailable");
+      return create(request);
+    });
+
+    await expect(
+      f.supervisor.submit([
+        { taskType: "echo", input: { v: 1 } },
+        { taskType: "echo", input: { v: 2 } },
+      ]),
+    ).rejects.toThrow("store unavailable");
+
+    const [created] = (await f.store.list({ limit: 10 })).items;
+    expect(JSON.parse((await f.receiveOne()).body).taskId).toBe(created?.taskId);
   });
 
   it("refuses a timeoutSeconds longer than its capability's workers run, naming the limit", async () => {

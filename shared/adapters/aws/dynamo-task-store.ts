@@ -195,6 +195,20 @@ export class DynamoTaskStore implements TaskStore {
     return output.Item ? taskFromItem(output.Item) : undefined;
   }
 
+  async findByIdempotencyKey(idempotencyKey: string): Promise<Task | undefined> {
+    const output = await withDynamoRetry("GetItem", this.retry, () =>
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: keyAttributes(TaskKeys.idempotency(idempotencyKey)),
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const taskId = output.Item ? unmarshall(output.Item).taskId : undefined;
+    return typeof taskId === "string" ? this.get(taskId) : undefined;
+  }
+
   async list(query: ListTasksQuery): Promise<TaskPage> {
     const limit = Math.max(1, Math.floor(query.limit));
     const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);

@@ -52,6 +52,11 @@ export class MemoryTaskStore implements TaskStore {
     return task === undefined ? undefined : structuredClone(task);
   }
 
+  async findByIdempotencyKey(idempotencyKey: string): Promise<Task | undefined> {
+    const taskId = this.idempotencyKeys.get(idempotencyKey);
+    return taskId === undefined ? undefined : this.get(taskId);
+  }
+
   async list(query: ListTasksQuery): Promise<TaskPage> {
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     const matching = [...this.tasks.values()]
