@@ -3,7 +3,7 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { EventBridgeEvent } from "aws-lambda";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
-import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
+import { dynamoJobStoreFor } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { EventRelay } from "#shared/core/event-relay";
 import { Aggregator, type TaskEventReport } from "#shared/core/jobs/aggregator";
@@ -18,11 +18,7 @@ const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME
 const logger = toWorkerLogger(powertools);
 const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
 const aggregator = new Aggregator({
-  jobs: new DynamoJobStore({
-    client: adapters.clients.dynamodb,
-    tableName: adapters.environment.TABLE_NAME,
-    shards: adapters.environment.STORE_SHARDS,
-  }),
+  jobs: dynamoJobStoreFor(adapters),
   tasks: adapters.taskStore,
   // Pipelines submit their next step's tasks from here, and jobs cancel the tasks they no longer need.
   supervisor: new Supervisor({

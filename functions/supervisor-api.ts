@@ -1,6 +1,6 @@
 import { Logger } from "@aws-lambda-powertools/logger";
-import { createAwsAdapters, createAwsClients, readAwsAdapterEnvironment } from "#shared/adapters/aws/clients";
-import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
+import { createAwsAdapters } from "#shared/adapters/aws/clients";
+import { dynamoJobStoreFor } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { AgentRouter } from "#shared/core/agents/agent-router";
 import { AgentService } from "#shared/core/agents/agent-service";
@@ -25,9 +25,8 @@ import { jobRoutes } from "#shared/http/job-routes";
  */
 const logger = new Logger();
 
-const environment = readAwsAdapterEnvironment();
-const clients = createAwsClients({ region: environment.AWS_REGION });
-const { taskStore: store, taskQueue: queue, eventPublisher, agentRegistry } = createAwsAdapters({ clients });
+const adapters = createAwsAdapters();
+const { taskStore: store, taskQueue: queue, eventPublisher, agentRegistry } = adapters;
 
 // The core's loggers take an optional `extra`, which Powertools' variadic signature does not accept as is.
 const coreLogger = {
@@ -54,11 +53,7 @@ const messaging = new MessagingService({
 // Jobs (issue #6): the same table, the same shards. Custom reducers are registered here and in
 // functions/aggregator.ts: the same list in both, so a job the API accepts is one the aggregator can reduce.
 const jobs = new JobService({
-  jobs: new DynamoJobStore({
-    client: clients.dynamodb,
-    tableName: environment.TABLE_NAME,
-    shards: environment.STORE_SHARDS,
-  }),
+  jobs: dynamoJobStoreFor(adapters),
   tasks: store,
   supervisor,
   publisher: eventPublisher,

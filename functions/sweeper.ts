@@ -2,7 +2,7 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
-import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
+import { dynamoJobStoreFor } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
 import { EventRelay } from "#shared/core/event-relay";
@@ -16,26 +16,23 @@ import { toWorkerLogger } from "#shared/worker/aws-lambda";
 const adapters = createAwsAdapters();
 const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "sweeper" });
 const logger = toWorkerLogger(powertools);
+const config = loadPlatformConfig();
 const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
 const sweeper = new Sweeper({
   store: adapters.taskStore,
   queue: adapters.taskQueue,
   relay,
-  config: loadPlatformConfig(),
+  config,
 });
 // Jobs (issue #6): deadlines, interrupted pipeline steps and unconfirmed `Job Completed` events.
 const jobs = new Aggregator({
-  jobs: new DynamoJobStore({
-    client: adapters.clients.dynamodb,
-    tableName: adapters.environment.TABLE_NAME,
-    shards: adapters.environment.STORE_SHARDS,
-  }),
+  jobs: dynamoJobStoreFor(adapters),
   tasks: adapters.taskStore,
   supervisor: new Supervisor({
     store: adapters.taskStore,
     queue: adapters.taskQueue,
     relay,
-    config: loadPlatformConfig(),
+    config,
     logger,
   }),
   publisher: adapters.eventPublisher,
@@ -45,7 +42,7 @@ const jobs = new Aggregator({
 
 const agentLiveness = new AgentLivenessSweeper({
   registry: adapters.agentRegistry,
-  config: loadPlatformConfig(),
+  config,
 });
 
 const lambdaHandler = async (): Promise<

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
@@ -32,6 +31,7 @@ import { DependencyError } from "#shared/domain/errors";
 import type { BusEvent } from "#shared/domain/events";
 import type { Task } from "#shared/domain/task";
 import { createTestTable, localDynamoClient, readItem } from "#test/support/aws";
+import { buildTask } from "#test/support/tasks";
 
 /**
  * Faults the emulators cannot produce (RELIABILITY.md F9-F11 and SQS partial batch failures), injected
@@ -42,25 +42,7 @@ const credentials = { accessKeyId: "test", secretAccessKey: "test" };
 const fastRetry = { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 5 };
 const meta = { $metadata: {} };
 
-function newTask(overrides: Partial<Task> = {}): Task {
-  const now = "2030-01-01T00:00:00.000Z";
-  return {
-    taskId: `task-${randomUUID()}`,
-    taskType: "echo",
-    status: "submitted",
-    input: { text: "hi" },
-    requiredCapability: "diagnostics",
-    priority: 0,
-    attempts: 0,
-    maxAttempts: 3,
-    cancelRequested: false,
-    version: 1,
-    createdAt: now,
-    updatedAt: now,
-    metadata: {},
-    ...overrides,
-  };
-}
+const newTask = buildTask;
 
 const storedItem = (task: Task) =>
   marshall({ ...task, ...TaskKeys.task(task.taskId) }, { removeUndefinedValues: true });

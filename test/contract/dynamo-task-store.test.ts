@@ -1,12 +1,11 @@
-import { randomUUID } from "node:crypto";
 import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
 import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
 import { attachRequestCounter, RequestCounter } from "#shared/adapters/aws/request-accounting";
 import { keyAttributes, shardOf, TaskKeys } from "#shared/adapters/aws/table-schema";
 import { ValidationError } from "#shared/domain/errors";
-import type { Task } from "#shared/domain/task";
 import { createTestTable, dynamoTaskStoreInspector, localDynamoClient, readItem } from "#test/support/aws";
+import { buildTask } from "#test/support/tasks";
 import { describeTaskStoreContract } from "./task-store.contract.ts";
 
 const client = localDynamoClient();
@@ -17,25 +16,7 @@ describeTaskStoreContract("DynamoTaskStore", {
   inspect: (store) => dynamoTaskStoreInspector(client, store.tableName),
 });
 
-function task(overrides: Partial<Task> = {}): Task {
-  const now = "2030-01-01T00:00:00.000Z";
-  return {
-    taskId: `task-${randomUUID()}`,
-    taskType: "echo",
-    status: "submitted",
-    input: { text: "hi" },
-    requiredCapability: "diagnostics",
-    priority: 0,
-    attempts: 0,
-    maxAttempts: 3,
-    cancelRequested: false,
-    version: 1,
-    createdAt: now,
-    updatedAt: now,
-    metadata: {},
-    ...overrides,
-  };
-}
+const task = buildTask;
 
 describe("DynamoTaskStore on DynamoDB", () => {
   it("stores the task as a native map, with expiresAt a top-level number for TTL", async () => {

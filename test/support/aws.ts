@@ -77,79 +77,84 @@ export async function readItem(
   return output.Item ? unmarshall(output.Item) : undefined;
 }
 
-/** Reads every item of one partition as stored. */
-export async function readPartition(
-  client: DynamoDBClient,
-  tableName: string,
-  pk: string,
+/** Runs a Query or Scan page by page and returns every item, unmarshalled. */
+async function collectPages(
+  page: (startKey: Record<string, AttributeValue> | undefined) => Promise<{
+    Items?: Record<string, AttributeValue>[];
+    LastEvaluatedKey?: Record<string, AttributeValue>;
+  }>,
 ): Promise<Record<string, unknown>[]> {
   const items: Record<string, unknown>[] = [];
   let startKey: Record<string, AttributeValue> | undefined;
   do {
-    const output = await client.send(
-      new QueryCommand({
-        TableName: tableName,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": { S: pk } },
-        ConsistentRead: true,
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-      }),
-    );
+    const output = await page(startKey);
     items.push(...(output.Items ?? []).map((item) => unmarshall(item)));
     startKey = output.LastEvaluatedKey;
   } while (startKey);
   return items;
 }
 
+const from = (startKey: Record<string, AttributeValue> | undefined) =>
+  startKey ? { ExclusiveStartKey: startKey } : {};
+
+/** Reads every item of one partition as stored. */
+export function readPartition(
+  client: DynamoDBClient,
+  tableName: string,
+  pk: string,
+): Promise<Record<string, unknown>[]> {
+  return collectPages((startKey) =>
+    client.send(
+      new QueryCommand({
+        TableName: tableName,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": { S: pk } },
+        ConsistentRead: true,
+        ...from(startKey),
+      }),
+    ),
+  );
+}
+
 /** Reads every item of one index partition (gsi1 or gsi2) as stored. */
-export async function readIndexPartition(
+export function readIndexPartition(
   client: DynamoDBClient,
   tableName: string,
   index: "gsi1" | "gsi2",
   partition: string,
 ): Promise<Record<string, unknown>[]> {
-  const items: Record<string, unknown>[] = [];
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const output = await client.send(
+  return collectPages((startKey) =>
+    client.send(
       new QueryCommand({
         TableName: tableName,
         IndexName: index,
         KeyConditionExpression: "#pk = :pk",
         ExpressionAttributeNames: { "#pk": `${index}pk` },
         ExpressionAttributeValues: { ":pk": { S: partition } },
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        ...from(startKey),
       }),
-    );
-    items.push(...(output.Items ?? []).map((item) => unmarshall(item)));
-    startKey = output.LastEvaluatedKey;
-  } while (startKey);
-  return items;
+    ),
+  );
 }
 
 /** Reads every item of the table whose `entity` attribute is `entity` (tests only: a Scan). */
-export async function scanEntities(
+export function scanEntities(
   client: DynamoDBClient,
   tableName: string,
   entity: string,
 ): Promise<Record<string, unknown>[]> {
-  const items: Record<string, unknown>[] = [];
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const output = await client.send(
+  return collectPages((startKey) =>
+    client.send(
       new ScanCommand({
         TableName: tableName,
         FilterExpression: "#entity = :entity",
         ExpressionAttributeNames: { "#entity": "entity" },
         ExpressionAttributeValues: { ":entity": { S: entity } },
         ConsistentRead: true,
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        ...from(startKey),
       }),
-    );
-    items.push(...(output.Items ?? []).map((item) => unmarshall(item)));
-    startKey = output.LastEvaluatedKey;
-  } while (startKey);
-  return items;
+    ),
+  );
 }
 
 function withoutKeys(item: Record<string, unknown>): Record<string, unknown> {
