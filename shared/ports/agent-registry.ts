@@ -20,6 +20,13 @@ export interface AgentRegistry {
   list(query: AgentQuery): Promise<readonly AgentInfo[]>;
   /** Returns undefined when the agent is unknown. */
   updateStatus(agentId: string, status: AgentStatus): Promise<AgentInfo | undefined>;
+  /**
+   * Marks the agent `unavailable` only while its `lastHeartbeat` is at or before `heartbeatAtOrBefore`
+   * and it is not `unavailable` already, in one conditional write: a heartbeat that lands first wins.
+   * Returns the updated agent, or undefined when nothing was written (unknown, already unavailable, or
+   * heard from since).
+   */
+  markUnavailableIfStale(agentId: string, heartbeatAtOrBefore: string): Promise<AgentInfo | undefined>;
   /** Refreshes lastHeartbeat; returns undefined when the agent is unknown. */
   heartbeat(agentId: string, at: string): Promise<AgentInfo | undefined>;
   /** Adds `delta` to currentTaskCount (never below zero). */

@@ -134,6 +134,33 @@ export function describeAgentRegistryContract<R extends AgentRegistry>(
       expect(await registry.list({ status: "available" })).toEqual([]);
     });
 
+    it("marks an agent unavailable only while its heartbeat is at or before the cutoff", async () => {
+      await registry.register(newAgent("stale", { lastHeartbeat: T0, status: "busy" }));
+      await registry.register(newAgent("fresh", { lastHeartbeat: T2 }));
+      await registry.register(newAgent("gone", { lastHeartbeat: T0, status: "unavailable" }));
+
+      const stale = await registry.markUnavailableIfStale("stale", T0);
+      const fresh = await registry.markUnavailableIfStale("fresh", T1);
+      const gone = await registry.markUnavailableIfStale("gone", T1);
+      const nobody = await registry.markUnavailableIfStale("nobody", T1);
+
+      expect(stale).toEqual(newAgent("stale", { lastHeartbeat: T0, status: "unavailable" }));
+      expect(await inspect("stale")).toEqual(stale);
+      expect([fresh, gone, nobody]).toEqual([undefined, undefined, undefined]);
+      expect(await inspect("fresh")).toEqual(newAgent("fresh", { lastHeartbeat: T2 }));
+      expect(await inspect("nobody")).toBeUndefined();
+      expect(ids(await registry.list({ status: "unavailable" }))).toEqual(["gone", "stale"]);
+    });
+
+    it("lets a heartbeat that landed first win over a stale mark", async () => {
+      await registry.register(newAgent("agent-1", { lastHeartbeat: T0 }));
+      // The sweep saw T0 and computed a cutoff of T1; the heartbeat at T2 lands before its write.
+      await registry.heartbeat("agent-1", T2);
+
+      expect(await registry.markUnavailableIfStale("agent-1", T1)).toBeUndefined();
+      expect(await inspect("agent-1")).toEqual(newAgent("agent-1", { lastHeartbeat: T2 }));
+    });
+
     it("records heartbeats", async () => {
       await registry.register(newAgent("agent-1"));
 

@@ -174,6 +174,23 @@ export class DynamoAgentRegistry implements AgentRegistry {
     });
   }
 
+  async markUnavailableIfStale(agentId: string, heartbeatAtOrBefore: string): Promise<AgentInfo | undefined> {
+    return this.updateProfile(
+      agentId,
+      "SET #status = :status, #gsi2pk = :statusKey",
+      {
+        names: { "#status": "status", "#gsi2pk": "gsi2pk", "#lastHeartbeat": "lastHeartbeat" },
+        values: {
+          ":status": "unavailable",
+          ":statusKey": AgentKeys.byStatus("unavailable"),
+          ":cutoff": heartbeatAtOrBefore,
+        },
+      },
+      // ISO-8601 UTC times of one format compare as strings.
+      "#status <> :status AND #lastHeartbeat <= :cutoff",
+    );
+  }
+
   async heartbeat(agentId: string, at: string): Promise<AgentInfo | undefined> {
     return this.updateProfile(agentId, "SET #lastHeartbeat = :at", {
       names: { "#lastHeartbeat": "lastHeartbeat" },
@@ -262,6 +279,7 @@ export class DynamoAgentRegistry implements AgentRegistry {
     agentId: string,
     updateExpression: string,
     expression: { names: Record<string, string>; values: Record<string, unknown> },
+    condition?: string,
   ): Promise<AgentInfo | undefined> {
     try {
       const [updated, load] = await Promise.all([
@@ -271,7 +289,9 @@ export class DynamoAgentRegistry implements AgentRegistry {
               TableName: this.tableName,
               Key: keyAttributes(AgentKeys.profile(agentId)),
               UpdateExpression: updateExpression,
-              ConditionExpression: "attribute_exists(pk)",
+              ConditionExpression: condition
+                ? `attribute_exists(pk) AND ${condition}`
+                : "attribute_exists(pk)",
               ExpressionAttributeNames: expression.names,
               ExpressionAttributeValues: marshall(expression.values, MARSHALL_OPTIONS),
               ReturnValues: "ALL_NEW",

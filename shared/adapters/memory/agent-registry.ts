@@ -39,6 +39,13 @@ export class MemoryAgentRegistry implements AgentRegistry {
     return this.update(agentId, (a) => ({ ...a, status }));
   }
 
+  async markUnavailableIfStale(agentId: string, heartbeatAtOrBefore: string): Promise<AgentInfo | undefined> {
+    const agent = this.agents.get(agentId);
+    if (!agent || agent.status === "unavailable" || agent.lastHeartbeat > heartbeatAtOrBefore)
+      return undefined;
+    return this.update(agentId, (a) => ({ ...a, status: "unavailable" }));
+  }
+
   async heartbeat(agentId: string, at: string): Promise<AgentInfo | undefined> {
     return this.update(agentId, (a) => ({ ...a, lastHeartbeat: at }));
   }

@@ -42,14 +42,13 @@ export class AgentLivenessSweeper {
 
   async sweep(): Promise<AgentLivenessReport> {
     const listed = await Promise.all(WATCHED_STATUSES.map((status) => this.registry.list({ status })));
+    const cutoff = new Date(this.clock.now().getTime() - this.stalenessMs).toISOString();
     const markedUnavailable: string[] = [];
     for (const agent of listed.flat()) {
       if (!this.isStale(agent)) continue;
-      // Read again just before writing: a heartbeat that arrived since the listing wins. (The registry
-      // has no conditional status write; a heartbeat racing this narrow window is undone by the next one.)
-      const current = await this.registry.get(agent.agentId);
-      if (current === undefined || current.status === "unavailable" || !this.isStale(current)) continue;
-      if (await this.registry.updateStatus(agent.agentId, "unavailable"))
+      // Conditional on the heartbeat still being at or before the cutoff: one that arrived since the
+      // listing wins, whichever of the two writes lands first.
+      if (await this.registry.markUnavailableIfStale(agent.agentId, cutoff))
         markedUnavailable.push(agent.agentId);
     }
     return { markedUnavailable };
