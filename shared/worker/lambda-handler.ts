@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { PlatformConfig } from "#shared/config/platform";
+import { forEachLimited } from "#shared/core/concurrency";
 import { Dispatcher, type WorkerLogger } from "#shared/core/dispatcher";
 import type { EventRelay } from "#shared/core/event-relay";
 import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
@@ -110,19 +111,4 @@ export function toReceivedMessage(
     body: record.body,
     receiveCount: Number(record.attributes.ApproximateReceiveCount) || 1,
   };
-}
-
-async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  run: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await run(item);
-    }
-  });
-  await Promise.all(lanes);
 }
