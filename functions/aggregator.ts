@@ -16,6 +16,7 @@ import { toWorkerLogger } from "#shared/worker/aws-lambda";
 const adapters = createAwsAdapters();
 const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "aggregator" });
 const logger = toWorkerLogger(powertools);
+const config = loadPlatformConfig();
 const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
 const aggregator = new Aggregator({
   jobs: dynamoJobStoreFor(adapters),
@@ -25,13 +26,14 @@ const aggregator = new Aggregator({
     store: adapters.taskStore,
     queue: adapters.taskQueue,
     relay,
-    config: loadPlatformConfig(),
+    config,
     logger,
   }),
   publisher: adapters.eventPublisher,
   // Custom reducers are registered here and in functions/supervisor-api.ts: the same list in both.
   reducers: createReducerRegistry(),
   logger,
+  reconcileSeconds: config.jobReconcileSeconds,
 });
 
 /**

@@ -32,6 +32,7 @@ const { taskStore: store, taskQueue: queue, eventPublisher, agentRegistry } = ad
 const coreLogger = {
   warn: (message: string, extra?: Record<string, unknown>) => logger.warn(message, extra ?? {}),
 };
+const config = loadPlatformConfig();
 const relay = new EventRelay({ store, publisher: eventPublisher, logger: coreLogger });
 // Agents (issue #5): routing by preferredAgentId, the registry routes, and messaging published to the
 // bus (its subscribers are EventBridge rules, see ADR 0004).
@@ -40,7 +41,7 @@ const supervisor = new Supervisor({
   store,
   queue,
   relay,
-  config: loadPlatformConfig(),
+  config,
   logger: coreLogger,
   agentRouting,
 });
@@ -59,6 +60,7 @@ const jobs = new JobService({
   publisher: eventPublisher,
   reducers: createReducerRegistry(),
   logger: coreLogger,
+  reconcileSeconds: config.jobReconcileSeconds,
 });
 
 export const handler = createSupervisorApiHandler({

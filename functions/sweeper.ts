@@ -38,6 +38,7 @@ const jobs = new Aggregator({
   publisher: adapters.eventPublisher,
   reducers: createReducerRegistry(),
   logger,
+  reconcileSeconds: config.jobReconcileSeconds,
 });
 
 const agentLiveness = new AgentLivenessSweeper({

@@ -39,6 +39,11 @@ export interface PlatformConfig {
   readonly stuckSubmittedSeconds: number;
   /** An agent without a heartbeat for this long is marked `unavailable`. */
   readonly agentStalenessSeconds: number;
+  /**
+   * A job working on a step is looked at by the sweeper at least this often: outcomes whose events
+   * never reached the aggregator are read from the tasks and recorded, and the step is decided again.
+   */
+  readonly jobReconcileSeconds: number;
   /** Shards for statistics counters and status listings (no hot partition key). */
   readonly shards: number;
   /** Days a finished task is kept before the store's TTL removes it. */
@@ -64,6 +69,7 @@ export const defaultPlatformConfig: PlatformConfig = {
   leaseGraceSeconds: 10,
   stuckSubmittedSeconds: 120,
   agentStalenessSeconds: 90,
+  jobReconcileSeconds: 300,
   shards: 16,
   finishedTaskRetentionDays: 30,
 };
@@ -100,6 +106,7 @@ const PlatformConfigSchema = z
     leaseGraceSeconds: z.int().min(0),
     stuckSubmittedSeconds: z.int().min(1),
     agentStalenessSeconds: z.int().min(1),
+    jobReconcileSeconds: z.int().min(1).max(86_400).default(defaultPlatformConfig.jobReconcileSeconds),
     shards: z.int().min(1).max(1000),
     finishedTaskRetentionDays: z.int().min(1),
   })

@@ -46,6 +46,14 @@ export type AttachTasksOutcome =
    */
   | { readonly attached: false; readonly job: JobRecord | undefined };
 
+export interface RescheduleJobRequest {
+  readonly jobId: string;
+  /** The step the caller looked at: nothing is written once the job moved on from it or ended. */
+  readonly step: number;
+  /** When `advanceDueJobs` should look at the job next. */
+  readonly dueAt: string;
+}
+
 /** Fields common to the structural writes, each guarded by the job's version and `working` status. */
 interface JobWrite {
   readonly jobId: string;
@@ -115,6 +123,12 @@ export interface JobStore {
   /** Stores a step's task ids and marks it submitted (the latter only while the job works on that step). */
   attachTasks(request: AttachTasksRequest): Promise<AttachTasksOutcome>;
   advance(request: AdvanceJobRequest): Promise<JobWriteOutcome>;
+  /**
+   * Moves the due time of a job still working on `request.step` with its tasks submitted. Not a
+   * structural write: the version stays, so it never makes a concurrent advance or finish lose.
+   * Returns whether it wrote.
+   */
+  reschedule(request: RescheduleJobRequest): Promise<boolean>;
   finish(request: FinishJobRequest): Promise<JobWriteOutcome>;
   /** Confirms the `Job Completed` event of a finished job: the job is no longer due for it. */
   markEventPublished(jobId: string): Promise<void>;

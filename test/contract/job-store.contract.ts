@@ -459,6 +459,41 @@ export function describeJobStoreContract<S extends JobStore>(
         expect(limited.map((j) => j.jobId)).toEqual([sooner.jobId]);
       });
 
+      it("reschedules a job working on a submitted step, without moving its version", async () => {
+        const job = newJob();
+        await store.create({ job, plan: [], counters: {} });
+        const unsubmitted = await store.reschedule({ jobId: job.jobId, step: 0, dueAt: at(50) });
+        await store.attachTasks({
+          jobId: job.jobId,
+          step: 0,
+          taskIds: ["t1"],
+          updatedAt: at(1),
+          dueAt: at(20),
+        });
+
+        const moved = await store.reschedule({ jobId: job.jobId, step: 0, dueAt: at(40) });
+        const otherStep = await store.reschedule({ jobId: job.jobId, step: 1, dueAt: at(90) });
+        const unknown = await store.reschedule({ jobId: "job-unknown", step: 0, dueAt: at(90) });
+
+        expect([unsubmitted, moved, otherStep, unknown]).toEqual([false, true, false, false]);
+        expect(await store.get(job.jobId)).toMatchObject({ version: 2, dueAt: at(40), updatedAt: at(1) });
+        expect((await store.listDue(at(39), 10)).map((j) => j.jobId)).not.toContain(job.jobId);
+        expect((await store.listDue(at(40), 10)).map((j) => j.jobId)).toContain(job.jobId);
+        // Not a structural write: a finish guarded by the version read before the reschedule still lands.
+        const finished = await store.finish({
+          jobId: job.jobId,
+          expectedVersion: 2,
+          status: "completed",
+          completedAt: at(41),
+          updatedAt: at(41),
+          steps: [step({ status: "completed", tasksSubmitted: true })],
+          counters: {},
+        });
+        expect(finished.ok).toBe(true);
+        expect(await store.reschedule({ jobId: job.jobId, step: 0, dueAt: at(99) })).toBe(false);
+        expect((await store.get(job.jobId))?.dueAt).toBeUndefined();
+      });
+
       it("takes a finished job off the due list once its event is confirmed, and only a finished one", async () => {
         const working = newJob({ dueAt: at(1) });
         const finished = newJob({ dueAt: at(1) });

@@ -61,7 +61,7 @@ const UNUSED_GRANTS_WITH_REASON: Record<string, Record<string, string>> = {
   sweeper: {
     ...LAMBDA_SERVICE_GRANTS,
     "dynamodb:GetItem":
-      "read for a due job (Aggregator.advanceDueJobs → DynamoJobStore.get) and when the liveness sweep marks an agent unavailable (DynamoAgentRegistry.updateStatus reads the load item); lease recoveries and re-enqueues write from the listed snapshot without a read. The sweep runs before the job is submitted, and every agent heartbeat is fresh",
+      "read for a due job (Aggregator.advanceDueJobs → DynamoJobStore.get, and the unrecorded tasks a reconciliation reads) and when the liveness sweep marks an agent unavailable (DynamoAgentRegistry.markUnavailableIfStale reads the load item); lease recoveries and re-enqueues write from the listed snapshot without a read. The sweep runs before the job is submitted, and every agent heartbeat is fresh",
     "dynamodb:PutItem":
       "the outbox entry a lease recovery writes in its transaction, and for a due job its step result (DynamoJobStore.finish), the outbox entry of canceling one of its tasks (Supervisor.cancel) or a resubmitted step's tasks and task list (Supervisor.submit, DynamoJobStore.attachTasks); no lease expires and no job is due during the sweep (re-enqueuing the stranded task is a single UpdateItem)",
     "dynamodb:BatchWriteItem":

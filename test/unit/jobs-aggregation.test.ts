@@ -468,6 +468,105 @@ describe("interrupted submissions and lost events", () => {
     expect((await f.service.statistics()).jobs).toMatchObject({ submitted: 1, failed: 1, running: 0 });
   });
 
+  it("completes a job whose task events never reached the aggregator, at its next reconciliation", async () => {
+    // No subscription: every terminal event of the job's tasks is lost on the way.
+    const f = createJobFixture({ subscribe: false });
+    const { jobId, taskIds } = await f.service.submit({
+      tasks: [echoTask("a"), echoTask("b", true), echoTask("c")],
+      aggregation: { policy: "all", reducer: "collect" },
+      failurePolicy: { mode: "tolerate" },
+    });
+    await f.runAll();
+    const waiting = await f.service.get(jobId);
+
+    // The fixture's clock moves with real time too: "early" keeps a margin a slow machine cannot eat.
+    f.clock.advance(f.config.jobReconcileSeconds * 1000 - 5_000);
+    const early = await f.aggregator.advanceDueJobs(f.clock.now());
+    f.clock.advance(5_000);
+    const report = await f.aggregator.advanceDueJobs(f.clock.now());
+
+    expect(waiting).toMatchObject({ status: "working", completed: 0, failed: 0 });
+    expect(early).toEqual({ due: 0, advanced: 0, resubmitted: 0, republished: 0, reconciled: 0 });
+    expect(report).toEqual({ due: 1, advanced: 1, resubmitted: 0, republished: 0, reconciled: 3 });
+    expect(await f.service.get(jobId)).toMatchObject({
+      status: "completed",
+      completed: 2,
+      failed: 1,
+      result: {
+        output: ["a", "c"],
+        outputTaskIds: [taskIds[0], taskIds[2]],
+        failedTasks: [{ taskId: taskIds[1], index: 1, status: "failed" }],
+      },
+    });
+    expect(jobCompletedEvents(f, jobId)).toHaveLength(1);
+  });
+
+  it("records the finished tasks of a job still waiting on others, and checks it again later", async () => {
+    const f = createJobFixture({ subscribe: false });
+    const { jobId } = await f.service.submit({
+      tasks: [echoTask(1), echoTask(2), echoTask(3)],
+      aggregation: collect,
+    });
+    const [first, ...rest] = await f.receiveAll();
+    await f.run(first ? [first] : []);
+
+    f.clock.advance(f.config.jobReconcileSeconds * 1000);
+    const partly = await f.aggregator.advanceDueJobs(f.clock.now());
+    const again = await f.aggregator.advanceDueJobs(f.clock.now());
+    const afterOne = await f.service.get(jobId);
+    await f.run(rest);
+    f.clock.advance(f.config.jobReconcileSeconds * 1000);
+    const done = await f.aggregator.advanceDueJobs(f.clock.now());
+
+    expect(partly).toMatchObject({ due: 1, advanced: 0, reconciled: 1 });
+    // Rescheduled: not due again until the next reconciliation.
+    expect(again.due).toBe(0);
+    expect(afterOne).toMatchObject({ status: "working", completed: 1 });
+    expect(done).toMatchObject({ due: 1, advanced: 1, reconciled: 2 });
+    expect(await f.service.get(jobId)).toMatchObject({ status: "completed", result: { output: [1, 2, 3] } });
+  });
+
+  it("finishes a job whose aggregator recorded the last outcome and then failed", async () => {
+    let failFinishes = 1;
+    const f = createJobFixture({
+      decorate: (deps) => ({
+        ...deps,
+        jobs: Object.assign(Object.create(deps.jobs), {
+          finish: async (request: Parameters<typeof deps.jobs.finish>[0]) => {
+            if (failFinishes-- > 0) throw new Error("aggregator crashed before finishing");
+            return deps.jobs.finish(request);
+          },
+        }),
+      }),
+    });
+    const { jobId } = await f.service.submit({ tasks: [echoTask(1), echoTask(2)], aggregation: collect });
+
+    await expect(f.runAll()).rejects.toThrow("aggregator crashed before finishing");
+    const stuck = await f.service.get(jobId);
+    f.clock.advance(f.config.jobReconcileSeconds * 1000);
+    const report = await f.aggregator.advanceDueJobs(f.clock.now());
+
+    expect(stuck).toMatchObject({ status: "working", completed: 2 });
+    expect(report).toMatchObject({ due: 1, advanced: 1, reconciled: 0 });
+    expect(await f.service.get(jobId)).toMatchObject({ status: "completed", result: { output: [1, 2] } });
+  });
+
+  it("checks a deadline step at its deadline when that comes before the next reconciliation", async () => {
+    const f = createJobFixture({ subscribe: false });
+    const { jobId } = await f.service.submit({
+      tasks: [echoTask(1), echoTask(2)],
+      aggregation: { policy: "deadline", deadlineSeconds: 10, reducer: "collect" },
+    });
+    const [first] = await f.receiveAll();
+    await f.run(first ? [first] : []);
+
+    f.clock.advance(10_000);
+    const report = await f.aggregator.advanceDueJobs(f.clock.now());
+
+    expect(report).toMatchObject({ due: 1, advanced: 1, reconciled: 1 });
+    expect(await f.service.get(jobId)).toMatchObject({ status: "completed", result: { output: [1] } });
+  });
+
   it("publishes Job Completed again when the first publish failed", async () => {
     let failJobEvents = 1;
     const f = createJobFixture({

@@ -24,6 +24,7 @@ import type {
   JobStore,
   JobWriteOutcome,
   RecordOutcomeResult,
+  RescheduleJobRequest,
 } from "#shared/ports/job-store";
 import { counterAddUpdate, readShardedCounters } from "./sharded-counters.ts";
 import {
@@ -286,6 +287,36 @@ export class DynamoJobStore implements JobStore {
 
   async advance(request: AdvanceJobRequest): Promise<JobWriteOutcome> {
     return this.structuralWrite(request, { currentStep: request.currentStep }, {});
+  }
+
+  async reschedule(request: RescheduleJobRequest): Promise<boolean> {
+    const names: Record<string, string> = {
+      "#status": "status",
+      "#currentStep": "currentStep",
+      "#steps": "steps",
+      "#submitted": "tasksSubmitted",
+    };
+    const values: Record<string, unknown> = { ":working": "working", ":step": request.step, ":true": true };
+    const due = this.dueExpression(request.jobId, request.dueAt, names, values);
+    try {
+      await withDynamoRetry("UpdateItem", this.retry, () =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: keyAttributes(JobKeys.job(request.jobId)),
+            // `due.set` starts with ", ": the due time and its index keys are the whole update.
+            UpdateExpression: `SET ${due.set.slice(2)}`,
+            ConditionExpression: `#status = :working AND #currentStep = :step AND #steps[${request.step}].#submitted = :true`,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: marshall(values, MARSHALL_OPTIONS),
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   async finish(request: FinishJobRequest): Promise<JobWriteOutcome> {

@@ -9,6 +9,7 @@ import type {
   JobStore,
   JobWriteOutcome,
   RecordOutcomeResult,
+  RescheduleJobRequest,
 } from "#shared/ports/job-store";
 
 interface StoredJob {
@@ -114,6 +115,15 @@ export class MemoryJobStore implements JobStore {
 
   async advance(request: AdvanceJobRequest): Promise<JobWriteOutcome> {
     return this.write(request, (job) => ({ ...job, currentStep: request.currentStep }));
+  }
+
+  async reschedule(request: RescheduleJobRequest): Promise<boolean> {
+    const stored = this.jobs.get(request.jobId);
+    const job = stored?.record;
+    if (!stored || !job || job.status !== "working" || job.currentStep !== request.step) return false;
+    if (!job.steps[request.step]?.tasksSubmitted) return false;
+    stored.record = withDue(job, request.dueAt);
+    return true;
   }
 
   async finish(request: FinishJobRequest): Promise<JobWriteOutcome> {

@@ -7,8 +7,10 @@ import {
   type TaskOutcomeStatus,
 } from "#shared/domain/job";
 import { isTerminal } from "#shared/domain/lifecycle";
+import type { Task } from "#shared/domain/task";
 import type { EventPattern } from "#shared/ports/event-bus";
 import type { JobWriteOutcome } from "#shared/ports/job-store";
+import { forEachLimited } from "../concurrency.ts";
 import { JobStepError } from "./errors.ts";
 import { type JobDeps, JobRunner } from "./job-runner.ts";
 import { decideStep } from "./policies.ts";
@@ -45,9 +47,13 @@ export interface DueJobsReport {
   readonly resubmitted: number;
   /** `Job Completed` events published again. */
   readonly republished: number;
+  /** Task outcomes recorded from the task records because their events had not been aggregated. */
+  readonly reconciled: number;
 }
 
 const MAX_DECISION_ROUNDS = 8;
+/** Task reads in flight at once while a job is reconciled. */
+const RECONCILE_CONCURRENCY = 16;
 
 /**
  * Fan-in: consumes terminal task events, records each task's outcome once per job, and advances the
@@ -82,34 +88,20 @@ export class Aggregator {
     // or reordered event therefore records exactly what a timely one would.
     const task = await this.deps.tasks.get(taskId);
     if (!task || task.jobId !== jobId) return { kind: "ignored", reason: "the task is unknown to this job" };
-    if (!isTerminal(task.status)) return { kind: "ignored", reason: `the task is ${task.status}` };
-    const step = positionOf(task.metadata[JOB_STEP_METADATA_KEY]);
-    const index = positionOf(task.metadata[JOB_INDEX_METADATA_KEY]);
-    if (step === undefined || index === undefined)
-      return { kind: "ignored", reason: "the task has no job position" };
-
-    const outcome: TaskOutcome = {
-      taskId,
-      step,
-      index,
-      status: task.status as TaskOutcomeStatus,
-      taskVersion: task.version,
-      ...(task.status === "completed" ? { output: task.result?.output ?? null } : {}),
-      ...(task.error !== undefined ? { error: task.error } : {}),
-      recordedAt: this.runner.clock.now().toISOString(),
-    };
-    const { recorded, job } = await this.deps.jobs.recordTaskOutcome(jobId, outcome);
-    if (!job) return { kind: "ignored", reason: "unknown job" };
+    const recording = await this.record(jobId, task);
+    if (recording.kind === "ignored") return recording;
     // A duplicate is evaluated too: if the handler of the first delivery died after recording, this
     // is what finishes its work. Every write below is guarded, so nothing happens twice.
-    await this.advance(job, this.runner.clock.now());
-    return { kind: recorded ? "recorded" : "duplicate", jobId, taskId };
+    await this.advance(recording.job, this.runner.clock.now());
+    return { kind: recording.recorded ? "recorded" : "duplicate", jobId, taskId };
   }
 
   /**
    * What events cannot do: ends deadline steps whose deadline passed, resumes a pipeline step whose
-   * submission was interrupted (or fails a job whose first submission was), and publishes `Job
-   * Completed` events nobody confirmed. The local runtime calls it on its sweep timer, the sweeper
+   * submission was interrupted (or fails a job whose first submission was), publishes `Job Completed`
+   * events nobody confirmed, and reconciles a working step at least every `reconcileSeconds`: a task
+   * outcome whose event was lost, or whose aggregation failed, is read from the task and recorded, so
+   * no job waits forever on an event. The local runtime calls it on its sweep timer, the sweeper
    * Lambda every minute.
    */
   async advanceDueJobs(now: Date, limit = 100): Promise<DueJobsReport> {
@@ -117,6 +109,7 @@ export class Aggregator {
     let advanced = 0;
     let resubmitted = 0;
     let republished = 0;
+    let reconciled = 0;
     for (const listed of due) {
       try {
         const job = await this.deps.jobs.get(listed.jobId);
@@ -135,7 +128,10 @@ export class Aggregator {
           if (resumed === "failed") advanced++;
           continue;
         }
-        if (await this.advance(job, now)) advanced++;
+        // Outcomes first, so that a deadline or a failure policy decides on every task that finished.
+        const reconciliation = await this.reconcile(job, now);
+        reconciled += reconciliation.recorded;
+        if (reconciliation.advanced) advanced++;
       } catch (error) {
         this.deps.logger?.warn("could not advance a due job", {
           jobId: listed.jobId,
@@ -143,7 +139,69 @@ export class Aggregator {
         });
       }
     }
-    return { due: due.length, advanced, resubmitted, republished };
+    return { due: due.length, advanced, resubmitted, republished, reconciled };
+  }
+
+  /** Records how a finished task of the job ended, from its record (first write wins per task). */
+  private async record(
+    jobId: string,
+    task: Task,
+  ): Promise<{ kind: "ignored"; reason: string } | { kind: "record"; recorded: boolean; job: JobRecord }> {
+    if (!isTerminal(task.status)) return { kind: "ignored", reason: `the task is ${task.status}` };
+    const step = positionOf(task.metadata[JOB_STEP_METADATA_KEY]);
+    const index = positionOf(task.metadata[JOB_INDEX_METADATA_KEY]);
+    if (step === undefined || index === undefined)
+      return { kind: "ignored", reason: "the task has no job position" };
+    const outcome: TaskOutcome = {
+      taskId: task.taskId,
+      step,
+      index,
+      status: task.status as TaskOutcomeStatus,
+      taskVersion: task.version,
+      ...(task.status === "completed" ? { output: task.result?.output ?? null } : {}),
+      ...(task.error !== undefined ? { error: task.error } : {}),
+      recordedAt: this.runner.clock.now().toISOString(),
+    };
+    const { recorded, job } = await this.deps.jobs.recordTaskOutcome(jobId, outcome);
+    return job ? { kind: "record", recorded, job } : { kind: "ignored", reason: "unknown job" };
+  }
+
+  /**
+   * A working step at its deadline or its next check: reads the tasks that have no recorded outcome,
+   * records those that finished (their events were lost or are still on the way, or their aggregation
+   * failed before it recorded), decides the step, and schedules the next check if it still waits.
+   */
+  private async reconcile(job: JobRecord, now: Date): Promise<{ recorded: number; advanced: boolean }> {
+    const step = job.currentStep;
+    const [taskIds, outcomes] = await Promise.all([
+      this.deps.jobs.readTaskIds(job.jobId),
+      this.deps.jobs.listOutcomes(job.jobId, step),
+    ]);
+    const known = new Set(outcomes.map((o) => o.taskId));
+    const unrecorded = (taskIds[step] ?? []).filter((taskId) => !known.has(taskId));
+    let recorded = 0;
+    await forEachLimited(unrecorded, RECONCILE_CONCURRENCY, async (taskId) => {
+      const task = await this.deps.tasks.get(taskId);
+      if (!task || task.jobId !== job.jobId) return;
+      const recording = await this.record(job.jobId, task);
+      if (recording.kind === "record" && recording.recorded) recorded++;
+    });
+    if (recorded > 0) {
+      this.deps.logger?.warn("recorded task outcomes whose events had not reached the aggregator", {
+        jobId: job.jobId,
+        step,
+        recorded,
+      });
+    }
+    const current = await this.deps.jobs.get(job.jobId);
+    if (current?.status !== "working") return { recorded, advanced: false };
+    if (await this.advance(current, now)) return { recorded, advanced: true };
+    await this.deps.jobs.reschedule({
+      jobId: job.jobId,
+      step,
+      dueAt: this.runner.nextCheck(current.steps[step], now),
+    });
+    return { recorded, advanced: false };
   }
 
   /**

@@ -19,6 +19,7 @@ import { systemClock } from "#shared/ports/clock";
 import type { EventPublisher } from "#shared/ports/event-bus";
 import type { JobStore, JobWriteOutcome } from "#shared/ports/job-store";
 import type { TaskStore } from "#shared/ports/task-store";
+import { forEachLimited } from "../concurrency.ts";
 import type { Supervisor } from "../supervisor.ts";
 import { JobStepError } from "./errors.ts";
 import { buildStepInputs, needsPreviousTasks, type PreviousTask } from "./pipeline.ts";
@@ -49,6 +50,13 @@ export interface JobDeps {
    * @default 300
    */
   readonly submissionGraceSeconds?: number;
+  /**
+   * How often, at the latest, `advanceDueJobs` looks at a job working on a submitted step: it records
+   * the outcomes of finished tasks whose events never reached the aggregator (or whose aggregation
+   * failed) and decides the step again. `PlatformConfig.jobReconcileSeconds` on AWS.
+   * @default 300
+   */
+  readonly reconcileSeconds?: number;
   /** How long after a job ends `advanceDueJobs` publishes its `Job Completed` if nobody confirmed it. @default 30 */
   readonly publishGraceSeconds?: number;
   /** Task cancels in flight at once when a job drops its remaining tasks. @default 16 */
@@ -82,6 +90,15 @@ export class JobRunner {
   }
 
   /**
+   * When a step whose tasks are submitted must be looked at next: its deadline, or the next
+   * reconciliation, whichever comes first.
+   */
+  nextCheck(step: JobStepState | undefined, from: Date = this.clock.now()): string {
+    const check = this.later(this.deps.reconcileSeconds ?? 300, from);
+    return step?.deadlineAt !== undefined && step.deadlineAt < check ? step.deadlineAt : check;
+  }
+
+  /**
    * Submits a step's tasks as part of the job, tagged with their step and position, then attaches
    * their ids. `idempotent` keys each task by job, step and position, so resubmitting an interrupted
    * step returns the tasks already created. If the job finished or moved on meanwhile, the tasks are
@@ -104,13 +121,13 @@ export class JobRunner {
     }));
     const submitted = await this.deps.supervisor.submit(tagged, { jobId: job.jobId });
     const taskIds = submitted.map((t) => t.taskId);
-    const state = job.steps[step];
+    const now = this.clock.now();
     const attach = await this.jobs.attachTasks({
       jobId: job.jobId,
       step,
       taskIds,
-      updatedAt: this.clock.now().toISOString(),
-      ...(state?.deadlineAt !== undefined ? { dueAt: state.deadlineAt } : {}),
+      updatedAt: now.toISOString(),
+      dueAt: this.nextCheck(job.steps[step], now),
     });
     if (!attach.attached) await this.cancelTasks(taskIds);
     return taskIds;
@@ -245,23 +262,17 @@ export class JobRunner {
 
   /** Cancels tasks, a few at a time; a task that already ended (or is gone) is simply skipped. */
   async cancelTasks(taskIds: readonly string[]): Promise<void> {
-    const queue = [...taskIds];
-    const worker = async () => {
-      for (let taskId = queue.shift(); taskId !== undefined; taskId = queue.shift()) {
-        try {
-          await this.deps.supervisor.cancel(taskId);
-        } catch (error) {
-          if (error instanceof AlreadyTerminalError || error instanceof NotFoundError) continue;
-          this.deps.logger?.warn("could not cancel a job's task", {
-            taskId,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        }
+    await forEachLimited(taskIds, this.deps.cancelConcurrency ?? 16, async (taskId) => {
+      try {
+        await this.deps.supervisor.cancel(taskId);
+      } catch (error) {
+        if (error instanceof AlreadyTerminalError || error instanceof NotFoundError) return;
+        this.deps.logger?.warn("could not cancel a job's task", {
+          taskId,
+          error: error instanceof Error ? error.message : String(error),
+        });
       }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(queue.length, this.deps.cancelConcurrency ?? 16) }, worker),
-    );
+    });
   }
 
   private async previousTasks(result: JobResult): Promise<PreviousTask[]> {
