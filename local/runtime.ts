@@ -36,6 +36,7 @@ import {
 } from "./emulated.ts";
 import { serveHttpApi } from "./http-server.ts";
 import { createConsoleLogger, type LogLevel } from "./logger.ts";
+import { repeat } from "./repeat.ts";
 
 export type RuntimeMode = "embedded" | "emulated";
 
@@ -55,7 +56,7 @@ export interface LocalRuntimeOptions {
   readonly config?: PlatformConfig;
   /** Workers run in process. @default the demo agents */
   readonly workers?: readonly WorkerDefinition[];
-  /** @default 1000 */
+  /** Pause between the end of one sweep (tasks, jobs, agents — each its own loop) and the next. @default 1000 */
   readonly sweepIntervalMs?: number;
   /** How often a running task checks for a cancel request. @default 200 */
   readonly cancelCheckIntervalMs?: number;
@@ -136,6 +137,7 @@ async function compose(
     publisher: bus,
     reducers: createReducerRegistry(options.reducers ?? []),
     logger,
+    reconcileSeconds: config.jobReconcileSeconds,
   };
   const jobs = new JobService(jobDeps);
   const aggregator = new Aggregator(jobDeps);
@@ -178,22 +180,18 @@ async function compose(
       })
     : [];
 
-  // Sweeps still running when the runtime stops are awaited: on the emulators a sweep outlives its tick,
-  // and one cut off by stopping DynamoDB Local would fail (and log) for nothing.
-  const sweeps = new Set<Promise<void>>();
-  const track = (sweep: Promise<unknown>, failure: string) => {
-    const running = sweep.then(
-      () => undefined,
-      (error: unknown) => logger.error(failure, { error: String(error) }),
-    );
-    sweeps.add(running);
-    void running.finally(() => sweeps.delete(running));
-  };
-  const sweepTimer = setInterval(() => {
-    track(sweeper.sweep(), "sweep failed");
-    track(aggregator.advanceDueJobs(new Date()), "job sweep failed");
-    track(agentLiveness.sweep(), "agent sweep failed");
-  }, options.sweepIntervalMs ?? 1_000);
+  // Each sweep runs again one interval after its previous run ended, never on top of it; stopping
+  // waits for the runs in progress (one cut off by stopping DynamoDB Local would fail for nothing).
+  const sweepIntervalMs = options.sweepIntervalMs ?? 1_000;
+  const sweeping = (
+    [
+      [() => sweeper.sweep(), "sweep failed"],
+      [() => aggregator.advanceDueJobs(new Date()), "job sweep failed"],
+      [() => agentLiveness.sweep(), "agent sweep failed"],
+    ] as const
+  ).map(([run, failure]) =>
+    repeat(run, sweepIntervalMs, (error) => logger.error(failure, { error: String(error) })),
+  );
 
   return {
     url: server.url,
@@ -212,9 +210,8 @@ async function compose(
     jobs,
     aggregator,
     async stop() {
-      clearInterval(sweepTimer);
       await server.close();
-      await Promise.all(sweeps);
+      await Promise.all(sweeping.map((loop) => loop.stop()));
       await Promise.all([...pollers, ...eventSources].map((p) => p.stop()));
       await bus.idle();
       stopAggregating();
