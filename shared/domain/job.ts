@@ -392,7 +392,8 @@ export interface JobRecord {
   readonly error?: JobError;
   /**
    * When `advanceDueJobs` must look at the job: a deadline, a step whose submission may have been
-   * interrupted, or a `Job Completed` event not yet confirmed as published.
+   * interrupted, the working step's next reconciliation, or a `Job Completed` event not yet confirmed
+   * as published.
    */
   readonly dueAt?: string;
   readonly eventPublished: boolean;

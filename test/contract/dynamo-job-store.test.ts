@@ -150,4 +150,47 @@ describe("DynamoJobStore on DynamoDB", () => {
     expect(reports.map((r) => r.kind)).toEqual(Array(9).fill("duplicate"));
     expect(await snapshot()).toEqual(before);
   });
+
+  it("reconciles a job whose task events were all lost: outcomes read from the tasks, job completed, no longer due", async () => {
+    const tableName = await createTestTable(client);
+    const f = createJobFixture({
+      store: new DynamoTaskStore({ client, tableName, shards: 4 }),
+      jobs: new DynamoJobStore({ client, tableName, shards: 4 }),
+      subscribe: false,
+    });
+    const { jobId, taskIds } = await f.service.submit({
+      tasks: [echoTask("a"), echoTask("b"), echoTask("c")],
+      aggregation: { policy: "all", reducer: "collect" },
+    });
+    const [first, ...rest] = await f.receiveAll();
+    await f.run(first ? [first] : []);
+
+    f.clock.advance(f.config.jobReconcileSeconds * 1000);
+    const checkedAt = f.clock.now().getTime();
+    const partly = await f.aggregator.advanceDueJobs(f.clock.now());
+    const rescheduled = await f.jobs.get(jobId);
+    await f.run(rest);
+    f.clock.advance(f.config.jobReconcileSeconds * 1000);
+    const done = await f.aggregator.advanceDueJobs(f.clock.now());
+    await f.idle();
+
+    expect(partly).toMatchObject({ due: 1, advanced: 0, reconciled: 1 });
+    expect(rescheduled).toMatchObject({
+      status: "working",
+      version: 2,
+      steps: [{ counts: { completed: 1 } }],
+    });
+    // The next check is one whole interval after this one.
+    expect(Date.parse(rescheduled?.dueAt ?? "") - checkedAt).toBeGreaterThanOrEqual(
+      f.config.jobReconcileSeconds * 1000,
+    );
+    expect(done).toMatchObject({ due: 1, advanced: 1, reconciled: 2 });
+    expect(await f.service.get(jobId)).toMatchObject({
+      status: "completed",
+      result: { output: ["a", "b", "c"], outputTaskIds: taskIds },
+    });
+    expect(await f.aggregator.advanceDueJobs(new Date(f.clock.now().getTime() + 86_400_000))).toMatchObject({
+      due: 0,
+    });
+  });
 });
