@@ -167,7 +167,9 @@ export function describeAgentsApi(
 
       try {
         const before = (await api.get(`/agents/${silent.agentId}`)).body.status;
-        const budgetMs = system.agentStalenessSeconds * 1000 + system.sweepIntervalMs + 1_000;
+        // Threshold + the pause between sweeps + a sweep's own run time (up to a second or two of
+        // DynamoDB Local requests on a loaded machine).
+        const budgetMs = system.agentStalenessSeconds * 1000 + system.sweepIntervalMs + 2_000;
         const swept = await waitFor(
           () => api.get(`/agents/${silent.agentId}`),
           (r) => r.body.status === "unavailable",

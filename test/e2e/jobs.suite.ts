@@ -555,6 +555,12 @@ export async function startJobsRuntime(mode: RuntimeMode): Promise<RunningJobsSy
     sweepIntervalMs: 100,
     cancelCheckIntervalMs: 50,
   });
+  try {
+    await warmUp(runtime.url);
+  } catch (error) {
+    await runtime.stop();
+    throw error;
+  }
   return {
     url: runtime.url,
     stop: () => runtime.stop(),
@@ -570,4 +576,26 @@ export async function startJobsRuntime(mode: RuntimeMode): Promise<RunningJobsSy
       return events.length;
     },
   };
+}
+
+/**
+ * Runs one small job through the whole path before the suite. On the emulated runtime the first job
+ * pays for a fresh DynamoDB Local JVM, a new table and cold worker functions — seconds on a loaded
+ * machine — which is not what the suite's first test is about.
+ */
+async function warmUp(url: string): Promise<void> {
+  const api = apiClient(url);
+  const submitted = await api.post("/jobs", {
+    tasks: [echo("warm-up"), echo("warm-up")],
+    aggregation: collect,
+  });
+  if (submitted.status !== 202) throw new Error(`warm-up job refused: ${JSON.stringify(submitted.body)}`);
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const job = (await api.get(`/jobs/${submitted.body.jobId}`)).body;
+    if (job.status === "completed") return;
+    if (job.status !== "working") throw new Error(`warm-up job ended ${job.status}: ${JSON.stringify(job)}`);
+    await sleep(50);
+  }
+  throw new Error("the warm-up job did not complete within 60 s");
 }
