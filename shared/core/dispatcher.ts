@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import * as z from "zod";
 import type { PlatformConfig } from "#shared/config/platform";
 import { NonRetryableError } from "#shared/domain/errors";
-import { DetailType } from "#shared/domain/events";
+import { type BusEvent, DetailType } from "#shared/domain/events";
 import { isTerminal } from "#shared/domain/lifecycle";
 import { Counter, type CounterDeltas } from "#shared/domain/statistics";
 import {
@@ -14,7 +14,7 @@ import {
 } from "#shared/domain/task";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
-import type { TaskPatch, TaskStore } from "#shared/ports/task-store";
+import type { TaskPatch, TaskStore, TransitionRequest } from "#shared/ports/task-store";
 import { retryDelaySeconds } from "./backoff.ts";
 import type { CommittedEvents, EventRelay } from "./event-relay.ts";
 import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
@@ -84,6 +84,8 @@ const MAX_RELEASE_SECONDS = 900;
 const DEADLINE_SAFETY_MS = 1_000;
 /** A task is not started with less than this left before the invocation's deadline. */
 const MIN_RUN_MS = 1_000;
+/** Times a lease holder's write is rebuilt on a task whose version moved under it. */
+const LEASED_WRITE_ROUNDS = 5;
 
 class AbortReason extends Error {
   constructor(
@@ -259,15 +261,19 @@ export class Dispatcher {
       () => abort(new AbortReason("timeout", `task timed out after ${Math.round(budgetMs / 1000)} s`)),
       Math.max(0, budgetMs),
     );
+    // The task as last read while this worker holds it: heartbeats and cancel requests move its
+    // version, and the outcome is written (and its event named) on top of the newest one.
+    let latest = task;
     const checkLease = async (extend: boolean) => {
       const current = extend
-        ? await this.extendLease(task, leaseToken, leaseSeconds)
+        ? await this.extendLease(latest, leaseToken, leaseSeconds)
         : await this.deps.store.get(task.taskId);
       if (current?.status !== "working" || current.leaseToken !== leaseToken) {
         abort(new AbortReason("lease_lost", "this worker no longer holds the task"));
-      } else if (current.cancelRequested) {
-        abort(new AbortReason("canceled", "the task was canceled"));
+        return;
       }
+      if (current.version > latest.version) latest = current;
+      if (current.cancelRequested) abort(new AbortReason("canceled", "the task was canceled"));
     };
     const watcher = setInterval(
       () =>
@@ -315,7 +321,7 @@ export class Dispatcher {
     }
     const executionTimeMs = this.clock.now().getTime() - startedMs;
     try {
-      return await this.record(task, leaseToken, outcome, executionTimeMs);
+      return await this.record(latest, leaseToken, outcome, executionTimeMs);
     } finally {
       await this.deps.onTaskEnd?.(task);
     }
@@ -377,18 +383,13 @@ export class Dispatcher {
         patch: { error: taskError, updatedAt: this.clock.now().toISOString() },
         remove: ["leaseToken", "leaseExpiresAt"] as (keyof Task)[],
       };
-      const events = [lifecycleEvent(afterWrite(task, write), DetailType.TaskRetrying)];
-      const retried = await this.deps.store.transition({
-        taskId: task.taskId,
-        snapshot: task,
-        from: ["working"],
-        leaseToken,
+      const retried = await this.leasedWrite(task, leaseToken, (base) => ({
         ...write,
         counters: statusCounters("working", "submitted"),
-        events,
-      });
+        events: [lifecycleEvent(afterWrite(base, write), DetailType.TaskRetrying)],
+      }));
       if (!retried.ok) return { kind: "ack", reason: "lease lost before the retry was recorded" };
-      await this.committed(retried.task, events);
+      await this.committed(retried.task, retried.events);
       // A cancel that arrived while this attempt ran: end the task now rather than retry it.
       if (retried.task.cancelRequested)
         return this.settleFinish(await this.finish(retried.task, "canceled", {}, {}));
@@ -443,28 +444,68 @@ export class Dispatcher {
     if (how.executionTimeMs !== undefined) {
       counters.push({ [Counter.execMsTotal]: how.executionTimeMs, [Counter.execCount]: 1 });
     }
-    const events = [lifecycleEvent(afterWrite(task, write))];
-    const outcome = await this.deps.store.transition({
-      taskId: task.taskId,
-      snapshot: task,
-      from: [task.status],
-      ...(how.leaseToken !== undefined ? { leaseToken: how.leaseToken } : { expectedVersion: task.version }),
-      ...(how.expired ? { leaseExpiredBefore: now } : {}),
+    const build = (base: Task) => ({
       ...write,
       counters: mergeCounters(...counters),
-      events,
+      events: [lifecycleEvent(afterWrite(base, write))],
     });
-    if (!outcome.ok) {
-      if (how.leaseToken !== undefined) {
-        return { settlement: { kind: "ack", reason: "lease lost; the result was refused" } };
-      }
-      return { current: outcome.current };
+    let written: { task: Task; events: BusEvent[] };
+    if (how.leaseToken !== undefined) {
+      const outcome = await this.leasedWrite(task, how.leaseToken, build);
+      if (!outcome.ok) return { settlement: { kind: "ack", reason: "lease lost; the result was refused" } };
+      written = outcome;
+    } else {
+      const { events, ...rest } = build(task);
+      const outcome = await this.deps.store.transition({
+        taskId: task.taskId,
+        snapshot: task,
+        from: [task.status],
+        expectedVersion: task.version,
+        ...(how.expired ? { leaseExpiredBefore: now } : {}),
+        ...rest,
+        events,
+      });
+      if (!outcome.ok) return { current: outcome.current };
+      written = { task: outcome.task, events };
     }
-    await this.committed(outcome.task, events);
+    await this.committed(written.task, written.events);
     if (how.deadLetterReason !== undefined) {
       return { settlement: { kind: "dead-letter", reason: how.deadLetterReason } };
     }
     return { settlement: { kind: "ack", reason: `task ${to}` } };
+  }
+
+  /**
+   * A write by the worker holding the task's lease, guarded by the lease *and* the version, so that
+   * its events describe exactly the version the write produces. When something else moved the
+   * version while the lease is still ours (a cancel request, a lease extension), the write and its
+   * events are built again on the stored task.
+   */
+  private async leasedWrite(
+    task: Task,
+    leaseToken: string,
+    build: (base: Task) => Pick<TransitionRequest, "to" | "patch" | "remove" | "counters"> & {
+      events: BusEvent[];
+    },
+  ): Promise<{ ok: true; task: Task; events: BusEvent[] } | { ok: false }> {
+    let base = task;
+    for (let round = 0; round < LEASED_WRITE_ROUNDS; round++) {
+      const { events, ...write } = build(base);
+      const outcome = await this.deps.store.transition({
+        taskId: base.taskId,
+        snapshot: base,
+        from: ["working"],
+        leaseToken,
+        expectedVersion: base.version,
+        ...write,
+        events,
+      });
+      if (outcome.ok) return { ok: true, task: outcome.task, events };
+      const current = outcome.current;
+      if (current?.status !== "working" || current.leaseToken !== leaseToken) return { ok: false };
+      base = current;
+    }
+    return { ok: false };
   }
 
   private settleFinish(result: { settlement: Settlement } | { current: Task | undefined }): Settlement {

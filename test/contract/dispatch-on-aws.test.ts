@@ -35,6 +35,7 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
   let queueUrls: Record<string, string>;
   let supervisor: Supervisor;
   let relay: EventRelay;
+  let bus: MemoryEventBus;
 
   beforeAll(async () => {
     const tableName = await createTestTable(dynamodb);
@@ -44,7 +45,8 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
     queueUrls = queues.queueUrls;
     store = new DynamoTaskStore({ client: dynamodb, tableName, clock });
     queue = new SqsTaskQueue({ client: sqs, queueUrls: queues.queueUrls, dlqUrls: queues.dlqUrls });
-    relay = new EventRelay({ store, publisher: new MemoryEventBus() });
+    bus = new MemoryEventBus();
+    relay = new EventRelay({ store, publisher: bus });
     supervisor = new Supervisor({ store, queue, relay, config, clock });
   });
 
@@ -251,5 +253,31 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
         task?.status === "completed" ? true : undefined,
       );
     }
+  });
+
+  it("names the outcome event after the version written, when heartbeats and a cancel request moved it", async () => {
+    const [taskId = ""] = await submit(1);
+    const [message] = await receiveFor([taskId]);
+    if (!message) throw new Error("no message");
+    const worker = dispatcher(
+      {
+        echo: async (input, ctx) => {
+          await ctx.heartbeat();
+          await supervisor.cancel(taskId); // behind the worker's back: its watcher checks once a minute
+          return echo(input, ctx);
+        },
+      },
+      "agent-1",
+      60_000,
+    );
+
+    await worker.process(message);
+
+    const stored = await store.get(taskId);
+    const completed = bus
+      .inspectPublished()
+      .filter((e) => e.detail.taskId === taskId && e["detail-type"] === "Task Completed");
+    expect(stored).toMatchObject({ status: "completed", cancelRequested: true, version: 5 });
+    expect(completed.map((e) => [e.id, e.detail.version])).toEqual([[`${taskId}:5`, 5]]);
   });
 });

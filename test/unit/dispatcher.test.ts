@@ -327,6 +327,57 @@ describe("Dispatcher", () => {
     expect(f.store.inspect(taskId)).toMatchObject({ status: "canceled", cancelRequested: true });
   });
 
+  it("names the outcome event after the version the write produced, after heartbeats and a cancel request moved it", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    const dispatcher = f.dispatcher(
+      {
+        echo: async (input, ctx) => {
+          await ctx.heartbeat(); // moves the version through this worker
+          await ctx.heartbeat();
+          await f.supervisor.cancel(taskId); // moves it behind this worker's back (the watcher is slow)
+          return echo(input, ctx);
+        },
+      },
+      { cancelCheckIntervalMs: 60_000 },
+    );
+
+    await dispatcher.process(await f.receiveOne());
+
+    const stored = f.store.inspect(taskId);
+    const completed = f.bus
+      .inspectPublished()
+      .filter((e) => e.detail.taskId === taskId && e["detail-type"] === "Task Completed");
+    expect(stored).toMatchObject({ status: "completed", cancelRequested: true });
+    expect(completed).toHaveLength(1);
+    expect(completed[0]).toMatchObject({
+      id: `${taskId}:${stored?.version}`,
+      detail: { status: "completed", version: stored?.version },
+    });
+  });
+
+  it("names a retry's event after the version the write produced", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne({ maxAttempts: 2 });
+    const dispatcher = f.dispatcher({
+      echo: async (_input, ctx) => {
+        await ctx.heartbeat();
+        throw new Error("try again");
+      },
+    });
+
+    await dispatcher.process(await f.receiveOne());
+
+    const stored = f.store.inspect(taskId);
+    const retrying = f.bus
+      .inspectPublished()
+      .filter((e) => e.detail.taskId === taskId && e["detail-type"] === "Task Retrying");
+    expect(stored).toMatchObject({ status: "submitted" });
+    expect(retrying.map((e) => [e.id, e.detail.version])).toEqual([
+      [`${taskId}:${stored?.version}`, stored?.version],
+    ]);
+  });
+
   it("cancels a submitted task that was asked to cancel instead of claiming it", async () => {
     const f = createCoreFixture();
     const taskId = await f.submitOne();
