@@ -113,15 +113,24 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
     const [taskId] = await submit(1);
     const [message] = await receiveFor([taskId ?? ""]);
     if (!message) throw new Error("no message");
+    // The winner's handler holds the task until the loser has decided: however slow the machine, the
+    // loser then meets a live lease (not an already finished task).
+    let loserDecided: () => void = () => undefined;
+    const decided = new Promise<void>((resolve) => {
+      loserDecided = resolve;
+    });
     const handler = vi.fn(async (input: unknown, ctx: TaskContext) => {
-      await sleep(100);
+      await Promise.race([decided, sleep(10_000)]);
       return echo(input, ctx);
     });
 
-    const settlements = await Promise.all([
-      dispatcher({ echo: handler }, "a").process(message),
-      dispatcher({ echo: handler }, "b").process(message),
-    ]);
+    const settlements = await Promise.all(
+      ["a", "b"].map((agentId) =>
+        dispatcher({ echo: handler }, agentId)
+          .process(message)
+          .finally(() => loserDecided()),
+      ),
+    );
 
     expect(handler).toHaveBeenCalledTimes(1);
     expect(settlements.map((s) => s.kind).sort()).toEqual(["ack", "release"]);
