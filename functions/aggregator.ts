@@ -3,14 +3,13 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { EventBridgeEvent } from "aws-lambda";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
-import { dynamoJobStoreFor } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { EventRelay } from "#shared/core/event-relay";
 import { Aggregator, type TaskEventReport } from "#shared/core/jobs/aggregator";
-import { createReducerRegistry } from "#shared/core/jobs/reducers";
 import { Supervisor } from "#shared/core/supervisor";
 import type { BusEvent } from "#shared/domain/events";
 import { toWorkerLogger } from "#shared/worker/aws-lambda";
+import { lambdaJobDeps } from "./job-deps.ts";
 
 // Composition root: built once per container.
 const adapters = createAwsAdapters();
@@ -18,23 +17,15 @@ const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME
 const logger = toWorkerLogger(powertools);
 const config = loadPlatformConfig();
 const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
-const aggregator = new Aggregator({
-  jobs: dynamoJobStoreFor(adapters),
-  tasks: adapters.taskStore,
-  // Pipelines submit their next step's tasks from here, and jobs cancel the tasks they no longer need.
-  supervisor: new Supervisor({
-    store: adapters.taskStore,
-    queue: adapters.taskQueue,
-    relay,
-    config,
-    logger,
-  }),
-  publisher: adapters.eventPublisher,
-  // Custom reducers are registered here and in functions/supervisor-api.ts: the same list in both.
-  reducers: createReducerRegistry(),
+// Pipelines submit their next step's tasks from here, and jobs cancel the tasks they no longer need.
+const supervisor = new Supervisor({
+  store: adapters.taskStore,
+  queue: adapters.taskQueue,
+  relay,
+  config,
   logger,
-  reconcileSeconds: config.jobReconcileSeconds,
 });
+const aggregator = new Aggregator(lambdaJobDeps(adapters, config, supervisor, logger));
 
 /**
  * EventBridge delivers EventBridge's own event id; the aggregator deduplicates on the detail (task id

@@ -1,17 +1,16 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
-import { dynamoJobStoreFor } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { AgentRouter } from "#shared/core/agents/agent-router";
 import { AgentService } from "#shared/core/agents/agent-service";
 import { MessagingService } from "#shared/core/agents/messaging-service";
 import { EventRelay } from "#shared/core/event-relay";
 import { JobService } from "#shared/core/jobs/job-service";
-import { createReducerRegistry } from "#shared/core/jobs/reducers";
 import { Supervisor } from "#shared/core/supervisor";
 import { agentRoutes } from "#shared/http/agent-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
 import { jobRoutes } from "#shared/http/job-routes";
+import { lambdaJobDeps } from "./job-deps.ts";
 
 /**
  * The supervisor HTTP API on Lambda (API Gateway HTTP API, payload v2). Composition root only:
@@ -51,17 +50,8 @@ const messaging = new MessagingService({
   publisher: eventPublisher,
   logger: coreLogger,
 });
-// Jobs (issue #6): the same table, the same shards. Custom reducers are registered here and in
-// functions/aggregator.ts: the same list in both, so a job the API accepts is one the aggregator can reduce.
-const jobs = new JobService({
-  jobs: dynamoJobStoreFor(adapters),
-  tasks: store,
-  supervisor,
-  publisher: eventPublisher,
-  reducers: createReducerRegistry(),
-  logger: coreLogger,
-  reconcileSeconds: config.jobReconcileSeconds,
-});
+// Jobs (issue #6): built like the aggregator's (functions/job-deps.ts), custom reducers included.
+const jobs = new JobService(lambdaJobDeps(adapters, config, supervisor, coreLogger));
 
 export const handler = createSupervisorApiHandler({
   supervisor,

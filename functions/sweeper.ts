@@ -2,15 +2,14 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
-import { dynamoJobStoreFor } from "#shared/adapters/aws/dynamo-job-store";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
 import { EventRelay } from "#shared/core/event-relay";
 import { Aggregator, type DueJobsReport } from "#shared/core/jobs/aggregator";
-import { createReducerRegistry } from "#shared/core/jobs/reducers";
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper, type SweepReport } from "#shared/core/sweeper";
 import { toWorkerLogger } from "#shared/worker/aws-lambda";
+import { lambdaJobDeps } from "./job-deps.ts";
 
 // Composition root: built once per container.
 const adapters = createAwsAdapters();
@@ -24,22 +23,16 @@ const sweeper = new Sweeper({
   relay,
   config,
 });
-// Jobs (issue #6): deadlines, interrupted pipeline steps and unconfirmed `Job Completed` events.
-const jobs = new Aggregator({
-  jobs: dynamoJobStoreFor(adapters),
-  tasks: adapters.taskStore,
-  supervisor: new Supervisor({
-    store: adapters.taskStore,
-    queue: adapters.taskQueue,
-    relay,
-    config,
-    logger,
-  }),
-  publisher: adapters.eventPublisher,
-  reducers: createReducerRegistry(),
+// Jobs (issue #6): deadlines, interrupted pipeline steps, reconciliation and unconfirmed `Job Completed`
+// events — built like the aggregator's (functions/job-deps.ts).
+const supervisor = new Supervisor({
+  store: adapters.taskStore,
+  queue: adapters.taskQueue,
+  relay,
+  config,
   logger,
-  reconcileSeconds: config.jobReconcileSeconds,
 });
+const jobs = new Aggregator(lambdaJobDeps(adapters, config, supervisor, logger));
 
 const agentLiveness = new AgentLivenessSweeper({
   registry: adapters.agentRegistry,
