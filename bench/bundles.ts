@@ -4,7 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
 
-/** Every Lambda entry point, bundled the way the CDK stack bundles it (infra/constructs/agentry-function.ts). */
+/**
+ * Every Lambda entry point, bundled the way the CDK stack bundles it (infra/constructs/agentry-function.ts):
+ * the `.ts` files of `functions/` and `functions/workers/` (code the entries share lives in `functions/lib/`).
+ */
 export function lambdaEntries(root: string): string[] {
   const functions = join(root, "functions");
   const workers = join(functions, "workers");

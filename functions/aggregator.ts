@@ -9,7 +9,7 @@ import { Aggregator, type TaskEventReport } from "#shared/core/jobs/aggregator";
 import { Supervisor } from "#shared/core/supervisor";
 import type { BusEvent } from "#shared/domain/events";
 import { toWorkerLogger } from "#shared/worker/aws-lambda";
-import { lambdaJobDeps } from "./job-deps.ts";
+import { lambdaJobDeps } from "./lib/job-deps.ts";
 
 // Composition root: built once per container.
 const adapters = createAwsAdapters();

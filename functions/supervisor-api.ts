@@ -10,7 +10,7 @@ import { Supervisor } from "#shared/core/supervisor";
 import { agentRoutes } from "#shared/http/agent-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
 import { jobRoutes } from "#shared/http/job-routes";
-import { lambdaJobDeps } from "./job-deps.ts";
+import { lambdaJobDeps } from "./lib/job-deps.ts";
 
 /**
  * The supervisor HTTP API on Lambda (API Gateway HTTP API, payload v2). Composition root only:
@@ -50,7 +50,7 @@ const messaging = new MessagingService({
   publisher: eventPublisher,
   logger: coreLogger,
 });
-// Jobs (issue #6): built like the aggregator's (functions/job-deps.ts), custom reducers included.
+// Jobs (issue #6): built like the aggregator's (functions/lib/job-deps.ts), custom reducers included.
 const jobs = new JobService(lambdaJobDeps(adapters, config, supervisor, coreLogger));
 
 export const handler = createSupervisorApiHandler({

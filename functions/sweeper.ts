@@ -9,7 +9,7 @@ import { Aggregator, type DueJobsReport } from "#shared/core/jobs/aggregator";
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper, type SweepReport } from "#shared/core/sweeper";
 import { toWorkerLogger } from "#shared/worker/aws-lambda";
-import { lambdaJobDeps } from "./job-deps.ts";
+import { lambdaJobDeps } from "./lib/job-deps.ts";
 
 // Composition root: built once per container.
 const adapters = createAwsAdapters();
@@ -24,7 +24,7 @@ const sweeper = new Sweeper({
   config,
 });
 // Jobs (issue #6): deadlines, interrupted pipeline steps, reconciliation and unconfirmed `Job Completed`
-// events — built like the aggregator's (functions/job-deps.ts).
+// events — built like the aggregator's (functions/lib/job-deps.ts).
 const supervisor = new Supervisor({
   store: adapters.taskStore,
   queue: adapters.taskQueue,
