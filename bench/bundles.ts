@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
+import { ESBUILD_TARGET } from "../infra/node-runtime.ts";
 
 /**
  * Every Lambda entry point, bundled the way the CDK stack bundles it (infra/constructs/agentry-function.ts):
@@ -52,8 +53,6 @@ const DUMMY_ENV = {
   POWERTOOLS_METRICS_NAMESPACE: "Agentry",
   POWERTOOLS_DEV: "false",
   AWS_LAMBDA_FUNCTION_NAME: "bench",
-  // The SDK warns once per process that Node 20 support ends in 2027; one line is enough (README).
-  NODE_NO_WARNINGS: "1",
 };
 
 /** Bundles one entry as AgentryFunction does (infra/constructs/agentry-function.ts) and returns the file. */
@@ -69,7 +68,7 @@ export async function bundleLambdaEntry(root: string, entry: string, outdir: str
     bundle: true,
     platform: "node",
     format: "esm",
-    target: "node22",
+    target: ESBUILD_TARGET,
     minify: true,
     sourcemap: true,
     sourcesContent: false,

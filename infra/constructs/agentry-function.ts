@@ -4,12 +4,13 @@ import { Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { IEventBus } from "aws-cdk-lib/aws-events";
 import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, LoggingFormat, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
+import { Architecture, LoggingFormat, Tracing } from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import type { PlatformConfig } from "#shared/config/platform";
+import { ESBUILD_TARGET, LAMBDA_NODE_RUNTIME } from "../node-runtime.ts";
 
 /** The repository root: NodejsFunction's project root and the base of every function entry. */
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -177,7 +178,7 @@ export class AgentryFunction extends Construct {
       handler: "handler",
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: join(PROJECT_ROOT, "package-lock.json"),
-      runtime: Runtime.NODEJS_24_X,
+      runtime: LAMBDA_NODE_RUNTIME,
       architecture: Architecture.ARM_64,
       memorySize,
       timeout,
@@ -190,6 +191,7 @@ export class AgentryFunction extends Construct {
       awsSdkConnectionReuse: false,
       bundling: {
         format: OutputFormat.ESM,
+        target: ESBUILD_TARGET,
         banner: ESM_REQUIRE_BANNER,
         mainFields: ["module", "main"],
         minify: true,

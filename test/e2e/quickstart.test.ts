@@ -3,14 +3,22 @@ import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiClient } from "./api-client.ts";
 
-/** The README's quick start, exactly as a user runs it: `npm start`, then the banner's curl. */
-describe("quick start (npm start)", () => {
+/**
+ * The README's quick start, exactly as a user runs it: `npm start` (and `npm start -- --emulated`),
+ * then the banner's curl. Both run on the pinned Node.js, so the AWS SDK's warning about old Node.js
+ * versions never appears.
+ */
+describe.each([
+  { command: "npm start", args: ["start"], budgetMs: 2_000 },
+  // DynamoDB Local and the SQS emulator start first; a cold JVM answers the first task slowly.
+  { command: "npm start -- --emulated", args: ["start", "--", "--emulated"], budgetMs: 15_000 },
+])("quick start ($command)", ({ args, budgetMs }) => {
   let child: ChildProcess;
   let url: string;
   let output = "";
 
   beforeAll(async () => {
-    child = spawn("npm", ["start"], {
+    child = spawn("npm", args, {
       env: { ...process.env, PORT: "0" },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
@@ -19,7 +27,7 @@ describe("quick start (npm start)", () => {
       output += chunk.toString();
     });
     url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no banner within 30 s:\n${output}`)), 30_000);
+      const timer = setTimeout(() => reject(new Error(`no banner within 60 s:\n${output}`)), 60_000);
       child.stdout?.on("data", (chunk: Buffer) => {
         output += chunk.toString();
         const match = /Agentry is running at (http:\/\/\S+)/.exec(output);
@@ -30,7 +38,7 @@ describe("quick start (npm start)", () => {
       });
       child.once("exit", (code) => reject(new Error(`npm start exited with ${code}:\n${output}`)));
     });
-  }, 60_000);
+  }, 90_000);
 
   afterAll(async () => {
     // Only if a test failed before the clean stop: leave no process behind.
@@ -45,16 +53,20 @@ describe("quick start (npm start)", () => {
     expect(output).toContain(`curl -s -X POST ${url}/tasks`);
   });
 
-  it("completes the banner's example task within 2 seconds", async () => {
+  it("completes the banner's example task within its budget", async () => {
     const api = apiClient(url);
     const started = Date.now();
     const taskId = await api.submit({
       taskType: "analyze_text",
       input: { text: "Agents talk. Workers work." },
     });
-    const task = await api.waitForStatus(taskId, ["completed", "failed"], 2_000);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    const task = await api.waitForStatus(taskId, ["completed", "failed"], budgetMs);
+    expect(Date.now() - started).toBeLessThan(budgetMs);
     expect(task.result.output).toEqual({ words: 4, characters: 26, sentences: 2 });
+  });
+
+  it("prints no Node.js version warning (it runs on the pinned Node.js)", () => {
+    expect(output).not.toMatch(/NodeVersionSupportWarning|require node >=/);
   });
 
   it("stops cleanly on Ctrl-C (SIGINT)", async () => {
