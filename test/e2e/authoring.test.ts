@@ -42,7 +42,7 @@ function applyRegistration(source: string, block: string): string {
     .filter((line) => !line.startsWith("import "))
     .join("\n")
     .trim();
-  const declared = /export const workers[\s\S]*?\n\];/;
+  const declared = /^export const workers[\s\S]*?\n\];/m;
   if (!declared.test(source) || !declared.test(declaration)) {
     throw new Error("the registration must replace the `export const workers … ];` declaration");
   }
@@ -161,19 +161,22 @@ describe("adding a capability by the README's checklist", () => {
     const registry = join(copy, registration.path);
     writeFileSync(registry, applyRegistration(readFileSync(registry, "utf8"), registration.code));
     // What the new worker answers to its own example, computed by its definition in the copy.
-    const printed = runInCopy(copy, "npx", [
-      "tsx",
-      "--eval",
-      `import { workers } from "./shared/agents/workers.ts";
-       const worker = workers.at(-1);
-       const [taskType, handler] = Object.entries(worker.handlers)[0];
-       const input = worker.examples[taskType];
-       const silent = () => {};
-       const output = await handler(input, { taskId: "x", taskType, attempt: 1, metadata: {},
-         signal: new AbortController().signal, heartbeat: async () => {},
-         logger: { debug: silent, info: silent, warn: silent, error: silent } });
-       console.log("EXAMPLE " + JSON.stringify({ taskType, input, output }));`,
-    ]);
+    writeFileSync(
+      join(copy, "authoring-example.ts"),
+      `import { workers } from "#shared/agents/workers";
+const worker = workers.at(-1);
+if (!worker?.examples) throw new Error("the registered worker has no examples");
+const [taskType, handler] = Object.entries(worker.handlers)[0] ?? [];
+if (!taskType || !handler) throw new Error("the registered worker has no handler");
+const input = worker.examples[taskType];
+const silent = () => {};
+const output = await handler(input, { taskId: "x", taskType, attempt: 1, metadata: {},
+  signal: new AbortController().signal, heartbeat: async () => {},
+  logger: { debug: silent, info: silent, warn: silent, error: silent } });
+console.log("EXAMPLE " + JSON.stringify({ taskType, input, output }));
+`,
+    );
+    const printed = runInCopy(copy, "npx", ["tsx", "authoring-example.ts"]);
     const line = printed.split("\n").find((l) => l.startsWith("EXAMPLE "));
     example = JSON.parse(line?.slice("EXAMPLE ".length) ?? "null");
   }, STEP_TIMEOUT_MS);
