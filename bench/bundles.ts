@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
+import { platformConfig } from "#shared/agents/workers";
 import { ESBUILD_TARGET } from "../infra/node-runtime.ts";
 
 /**
@@ -53,6 +54,9 @@ const DUMMY_ENV = {
   POWERTOOLS_METRICS_NAMESPACE: "Agentry",
   POWERTOOLS_DEV: "false",
   AWS_LAMBDA_FUNCTION_NAME: "bench",
+  // As the stack sets them: the deployed configuration, and the worker entry's capability.
+  PLATFORM_CONFIG: JSON.stringify(platformConfig),
+  CAPABILITY: platformConfig.capabilities[0]?.name ?? "",
 };
 
 /** Bundles one entry as AgentryFunction does (infra/constructs/agentry-function.ts) and returns the file. */

@@ -1,16 +1,17 @@
 import { CfnOutput, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import type { ITopic } from "aws-cdk-lib/aws-sns";
 import type { Construct } from "constructs";
-import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
-import { functionEntry } from "./constructs/agentry-function.ts";
+import { platformConfig, workers } from "#shared/agents/workers";
+import { assertEveryCapabilityServed, type PlatformConfig } from "#shared/config/platform";
 import { AgentryPlatform } from "./constructs/platform.ts";
 
 export interface AgentryStackProps extends StackProps {
   /**
-   * Capabilities, queues and policies. Every capability gets a demo Lambda worker from
-   * `functions/workers/<capability>.ts`.
+   * Capabilities, queues and policies. Every capability gets a Lambda worker running the registered
+   * worker that serves it (`shared/agents/workers.ts`); a capability no registered worker serves is
+   * refused at synth, naming it.
    *
-   * @default defaultPlatformConfig
+   * @default - `platformConfig`: derived from the registered workers
    */
   readonly config?: PlatformConfig;
   /**
@@ -41,7 +42,8 @@ export interface AgentryStackProps extends StackProps {
 }
 
 /**
- * The one Agentry stack: the platform and a demo Lambda worker for each configured capability.
+ * The one Agentry stack: the platform and a Lambda worker for each configured capability, running
+ * the registered worker that serves it.
  * Outputs the API URL.
  *
  * @example
@@ -56,7 +58,8 @@ export class AgentryStack extends Stack {
       description: "Agentry: serverless supervisor-worker platform for multi-agent systems",
       ...props,
     });
-    const config = props.config ?? defaultPlatformConfig;
+    const config = props.config ?? platformConfig;
+    assertEveryCapabilityServed(config, workers);
     const ephemeral = props.ephemeral ?? false;
 
     this.platform = new AgentryPlatform(this, "Platform", {
@@ -68,10 +71,7 @@ export class AgentryStack extends Stack {
       alarmTopic: props.alarmTopic,
     });
     for (const capability of config.capabilities) {
-      this.platform.addLambdaWorker({
-        capability: capability.name,
-        entry: functionEntry(`workers/${capability.name}.ts`),
-      });
+      this.platform.addLambdaWorker({ capability: capability.name });
     }
 
     new CfnOutput(this, "ApiUrl", {

@@ -6,8 +6,8 @@ import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryJobStore } from "#shared/adapters/memory/job-store";
 import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
-import { demoWorkers } from "#shared/agents/demo";
-import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import { platformConfig, workers as registeredWorkers } from "#shared/agents/workers";
+import { assertEveryCapabilityServed, type PlatformConfig } from "#shared/config/platform";
 import { AgentRouter } from "#shared/core/agents/agent-router";
 import { AgentService } from "#shared/core/agents/agent-service";
 import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
@@ -53,8 +53,13 @@ export interface LocalRuntimeOptions {
   /** @default "127.0.0.1" */
   readonly host?: string;
   readonly logLevel?: LogLevel;
+  /** @default - `platformConfig`: derived from the registered workers (`shared/agents/workers.ts`) */
   readonly config?: PlatformConfig;
-  /** Workers run in process. @default the demo agents */
+  /**
+   * Workers to run: in-process pollers (embedded) or Lambda handlers (emulated); a definition listed
+   * twice runs twice. Every configured capability needs one, or the runtime refuses to start.
+   * @default - the registered workers (`shared/agents/workers.ts`)
+   */
   readonly workers?: readonly WorkerDefinition[];
   /** Pause between the end of one sweep (tasks, jobs, agents — each its own loop) and the next. @default 1000 */
   readonly sweepIntervalMs?: number;
@@ -97,7 +102,9 @@ export interface LocalRuntime {
  * await runtime.stop();
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
-  const config = options.config ?? defaultPlatformConfig;
+  const config = options.config ?? platformConfig;
+  // A capability nobody consumes would leave its tasks `submitted` forever: refuse before starting.
+  assertEveryCapabilityServed(config, options.workers ?? registeredWorkers);
   const mode = options.mode ?? "embedded";
   const logger = createConsoleLogger(options.logLevel ?? "info");
   const infra = mode === "emulated" ? await startEmulatedInfrastructure(config) : undefined;
@@ -156,7 +163,7 @@ async function compose(
     await aggregator.onTaskEvent(event);
   });
 
-  const workers = options.workers ?? demoWorkers;
+  const workers = options.workers ?? registeredWorkers;
   const pollers: RunningPoller[] = infra
     ? []
     : workers.map((worker) =>

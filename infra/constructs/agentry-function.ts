@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
+import { type CfnResource, Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { IEventBus } from "aws-cdk-lib/aws-events";
 import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, LoggingFormat, Tracing } from "aws-cdk-lib/aws-lambda";
+import { Architecture, type IFunction, LoggingFormat, Tracing } from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
@@ -219,10 +219,33 @@ export class AgentryFunction extends Construct {
       },
     });
 
+    declareConditionalGrants(this.function, {
+      "logs:CreateLogStream": "the Lambda service creates the function's log stream in its own log group",
+      "logs:PutLogEvents": "the Lambda service writes the function's logs to its own log group",
+      "xray:PutTraceSegments": "active tracing: Lambda's X-Ray daemon sends the function's segments",
+      "xray:PutTelemetryRecords": "active tracing: Lambda's X-Ray daemon reports its telemetry",
+    });
     Validations.of(this.role).acknowledge({
       id: "AwsSolutions-IAM5[Resource::*]",
       reason:
         "Active X-Ray tracing needs xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level permissions (resource must be *).",
     });
   }
+}
+
+/** Template metadata key under which a function lists its conditional grants. */
+export const CONDITIONAL_GRANTS_METADATA = "AgentryConditionalGrants";
+
+/**
+ * Records, on the function's template resource, the grants its role holds that a run may never use,
+ * each with the reason — said by the construct that grants them, so the synthesized-app test (which
+ * checks that every grant is either used or explained) follows whatever functions the stack deploys.
+ *
+ * @example
+ * declareConditionalGrants(fn, { "sqs:SendMessage": "only to retry a failed attempt" });
+ */
+export function declareConditionalGrants(fn: IFunction, reasons: Readonly<Record<string, string>>): void {
+  const resource = fn.node.defaultChild as CfnResource;
+  const existing = (resource.getMetadata(CONDITIONAL_GRANTS_METADATA) ?? {}) as Record<string, string>;
+  resource.addMetadata(CONDITIONAL_GRANTS_METADATA, { ...existing, ...reasons });
 }

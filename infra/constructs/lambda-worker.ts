@@ -4,7 +4,7 @@ import type { IEventBus } from "aws-cdk-lib/aws-events";
 import type { EventSourceMapping } from "aws-cdk-lib/aws-lambda";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import { AgentryFunction } from "./agentry-function.ts";
+import { AgentryFunction, declareConditionalGrants, functionEntry } from "./agentry-function.ts";
 import { type TaskQueues, type TierQueue, VISIBILITY_TIMEOUT_MULTIPLIER } from "./task-queues.ts";
 import { TaskTable } from "./task-table.ts";
 
@@ -18,8 +18,13 @@ const MAX_BATCHING_WINDOW_SECONDS = 300;
 export interface LambdaWorkerOptions {
   /** A capability of the platform config; the worker consumes both of its tier queues. */
   readonly capability: string;
-  /** Absolute path of the worker's entry file (a handler made with `defineWorker`). */
-  readonly entry: string;
+  /**
+   * Absolute path of the worker's entry file, exporting `handler` (see `shared/worker/aws-lambda.ts`).
+   *
+   * @default - `functions/workers/worker.ts`: the registered worker that serves the capability
+   *   (`shared/agents/workers.ts`), picked by the function's `CAPABILITY` variable
+   */
+  readonly entry?: string;
   /**
    * The function timeout. Six times this must fit in the capability's queue visibility timeout.
    *
@@ -103,7 +108,7 @@ export class LambdaWorker extends Construct {
     this.queues = queues;
 
     this.handler = new AgentryFunction(this, "Handler", {
-      entry: props.entry,
+      entry: props.entry ?? functionEntry("workers/worker.ts"),
       serviceName: capability,
       description: `Agentry Lambda worker for capability ${capability}`,
       table: props.table,
@@ -133,6 +138,12 @@ export class LambdaWorker extends Construct {
     taskQueues.grantConsumeMessages(fn, queues);
     taskQueues.grantSendMessages(fn, queues);
     taskQueues.grantSendToDeadLetterQueues(fn, queues);
+    declareConditionalGrants(fn, {
+      "sqs:SendMessage":
+        "a worker sends only to retry a failed attempt (a delayed message on the task's queue) or to dead-letter a message (its DLQ)",
+      "sqs:ChangeMessageVisibility":
+        "only the `release` settlement of a contended task (SqsTaskQueue.retryLater) changes a message's visibility; a Lambda worker's lease extensions are writes to the task, not to the message",
+    });
 
     // The mappings SqsEventSource would create, under the same construct ids (so the same logical ids).
     this.eventSourceMappings = queues.map(({ queue }) =>

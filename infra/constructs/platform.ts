@@ -2,7 +2,8 @@ import { RemovalPolicy } from "aws-cdk-lib";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { ITopic } from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
-import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
+import type { PlatformConfig } from "#shared/config/platform";
 import { Aggregation } from "./aggregation.ts";
 import { AgentryEventBus } from "./event-bus.ts";
 import { LambdaWorker, type LambdaWorkerOptions } from "./lambda-worker.ts";
@@ -16,7 +17,7 @@ export interface AgentryPlatformProps {
   /**
    * Capabilities, queues and policies.
    *
-   * @default defaultPlatformConfig
+   * @default platformConfig
    */
   readonly config?: PlatformConfig;
   /**
@@ -79,7 +80,7 @@ export interface AgentryPlatformProps {
  * them under the same alarms.
  *
  * @example
- * const platform = new AgentryPlatform(this, "Platform", { config: defaultPlatformConfig });
+ * const platform = new AgentryPlatform(this, "Platform", { config: platformConfig });
  * platform.addLambdaWorker({
  *   capability: "summarization",
  *   entry: functionEntry("workers/summarization.ts"),
@@ -101,7 +102,7 @@ export class AgentryPlatform extends Construct {
 
   constructor(scope: Construct, id: string, props: AgentryPlatformProps = {}) {
     super(scope, id);
-    this.config = props.config ?? defaultPlatformConfig;
+    this.config = props.config ?? platformConfig;
     this.removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.logRetention = props.logRetention;
     const logs = { logRetention: this.logRetention, logRemovalPolicy: this.removalPolicy };

@@ -2,12 +2,8 @@ import { Duration } from "aws-cdk-lib";
 import { Grant, type IGrantable } from "aws-cdk-lib/aws-iam";
 import { type IQueue, Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import {
-  type CapabilityConfig,
-  defaultPlatformConfig,
-  type PlatformConfig,
-  queuesForCapability,
-} from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
+import { type CapabilityConfig, type PlatformConfig, queuesForCapability } from "#shared/config/platform";
 import { createDeadLetterQueue } from "./dead-letter-queue.ts";
 
 /** Lambda's SQS event source mapping requires visibility ≥ 6 × the function timeout (AWS guidance). */
@@ -38,7 +34,7 @@ export interface TaskQueuesProps {
   /**
    * The capabilities (one queue pair each), their worker timeouts and the redrive threshold.
    *
-   * @default defaultPlatformConfig
+   * @default platformConfig
    */
   readonly config?: PlatformConfig;
   /**
@@ -62,7 +58,7 @@ export interface TaskQueuesProps {
  * TLS enforced by queue policy, and a visibility timeout of 6 × the capability's worker timeout.
  *
  * @example
- * const queues = new TaskQueues(this, "Queues", { config: defaultPlatformConfig });
+ * const queues = new TaskQueues(this, "Queues", { config: platformConfig });
  * queues.grantSendMessages(supervisorFunction);
  * const [high, normal] = queues.forCapability("summarization");
  */
@@ -73,7 +69,7 @@ export class TaskQueues extends Construct {
 
   constructor(scope: Construct, id: string, props: TaskQueuesProps = {}) {
     super(scope, id);
-    this.config = props.config ?? defaultPlatformConfig;
+    this.config = props.config ?? platformConfig;
     const retentionPeriod = props.retentionPeriod ?? Duration.days(4);
     const deadLetterRetentionPeriod = props.deadLetterRetentionPeriod ?? Duration.days(14);
     validateConfig(this.config);

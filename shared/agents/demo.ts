@@ -41,6 +41,7 @@ export const textAnalysisWorker = defineWorker({
   handlers: {
     analyze_text: (input) => analyzeText(parseInput(z.object({ text: z.string() }), input).text),
   },
+  examples: { analyze_text: { text: "Agents talk. Workers work." } },
 });
 
 export const summarizationWorker = defineWorker({
@@ -56,12 +57,15 @@ export const summarizationWorker = defineWorker({
       return { summary: splitSentences(text).slice(0, maxSentences).join(" ") };
     },
   },
+  examples: { summarize: { text: "Jobs fan out. Jobs fan in.", maxSentences: 1 } },
 });
 
 export const diagnosticsWorker = defineWorker({
   agentType: "diagnostics",
   capabilities: ["diagnostics"],
   maxConcurrentTasks: 8,
+  // Long enough to try out timeouts and cancellation with `delayMs`.
+  deployment: { timeoutSeconds: 60 },
   handlers: {
     echo: async (input, ctx) => {
       const { value, delayMs, failAttempts } = parseInput(
@@ -78,6 +82,7 @@ export const diagnosticsWorker = defineWorker({
       return { value, attempt: ctx.attempt };
     },
   },
+  examples: { echo: { value: { hello: "agents" } } },
 });
 
 export const demoWorkers = [textAnalysisWorker, summarizationWorker, diagnosticsWorker] as const;

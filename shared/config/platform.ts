@@ -52,14 +52,11 @@ export interface PlatformConfig {
 
 export const HIGH_TIER_SUFFIX = "-high";
 
-/** The demo deployment: three capabilities served by the demo agents. */
-export const defaultPlatformConfig: PlatformConfig = {
-  capabilities: [
-    { name: "text-analysis", workerTimeoutSeconds: 30, maxConcurrency: 5 },
-    { name: "summarization", workerTimeoutSeconds: 30, maxConcurrency: 5 },
-    { name: "diagnostics", workerTimeoutSeconds: 60, maxConcurrency: 5 },
-  ],
-  taskTypes: { analyze_text: "text-analysis", summarize: "summarization", echo: "diagnostics" },
+/** Everything in the configuration that is not derived from the registered workers. */
+export type PlatformPolicies = Omit<PlatformConfig, "capabilities" | "taskTypes">;
+
+/** The policies every deployment starts from (`platformConfigFor` combines them with the workers). */
+export const defaultPolicies: PlatformPolicies = {
   // maxDelaySeconds stays below stuckSubmittedSeconds, so the sweeper never re-sends a task that is
   // only waiting out its backoff.
   retry: { defaultMaxAttempts: 3, baseDelaySeconds: 1, maxDelaySeconds: 60 },
@@ -73,6 +70,107 @@ export const defaultPlatformConfig: PlatformConfig = {
   shards: 16,
   finishedTaskRetentionDays: 30,
 };
+
+/** Default handler timeout of a capability whose worker does not set `deployment.timeoutSeconds`. */
+export const DEFAULT_WORKER_TIMEOUT_SECONDS = 30;
+/** Default MaximumConcurrency of a capability whose worker does not set `deployment.maxConcurrency`. */
+export const DEFAULT_WORKER_MAX_CONCURRENCY = 5;
+
+/**
+ * What the configuration needs to know of a worker (the shape of `WorkerDefinition` in
+ * `shared/worker/define-worker.ts`, kept structural so the config — which the CDK app imports — does
+ * not depend on the worker SDK).
+ */
+export interface WorkerDeclaration {
+  readonly agentType: string;
+  readonly capabilities: readonly string[];
+  readonly handlers: Readonly<Record<string, unknown>>;
+  readonly deployment?: {
+    readonly timeoutSeconds?: number;
+    readonly maxConcurrency?: number;
+  };
+}
+
+/**
+ * The platform configuration for a set of workers: one capability (queue pair, Lambda function) per
+ * capability a worker serves, with the worker's timeout and concurrency, and each task type routed to
+ * the first capability of the worker that handles it. A capability or task type claimed by two
+ * workers is refused, naming both: tasks on a shared queue would reach a worker without their handler.
+ *
+ * @example
+ * const config = platformConfigFor(workers); // shared/agents/workers.ts
+ */
+export function platformConfigFor(
+  workers: readonly WorkerDeclaration[],
+  policies: PlatformPolicies = defaultPolicies,
+): PlatformConfig {
+  if (workers.length === 0) throw new Error("no workers are registered: shared/agents/workers.ts lists none");
+  const capabilityOwner = new Map<string, string>();
+  const capabilities: CapabilityConfig[] = [];
+  const taskTypes: Record<string, string> = {};
+  const taskTypeOwner = new Map<string, string>();
+  for (const worker of workers) {
+    for (const name of worker.capabilities) {
+      const owner = capabilityOwner.get(name);
+      if (owner !== undefined) {
+        throw new Error(
+          `capability "${name}" is served by two workers ("${owner}" and "${worker.agentType}"); give each worker its own capability`,
+        );
+      }
+      capabilityOwner.set(name, worker.agentType);
+      capabilities.push({
+        name,
+        workerTimeoutSeconds: worker.deployment?.timeoutSeconds ?? DEFAULT_WORKER_TIMEOUT_SECONDS,
+        maxConcurrency: worker.deployment?.maxConcurrency ?? DEFAULT_WORKER_MAX_CONCURRENCY,
+      });
+    }
+    const [primary] = worker.capabilities;
+    for (const taskType of Object.keys(worker.handlers)) {
+      const owner = taskTypeOwner.get(taskType);
+      if (owner !== undefined) {
+        throw new Error(
+          `task type "${taskType}" is handled by two workers ("${owner}" and "${worker.agentType}"); a task type routes to one capability`,
+        );
+      }
+      taskTypeOwner.set(taskType, worker.agentType);
+      if (primary !== undefined) taskTypes[taskType] = primary;
+    }
+  }
+  return { ...policies, capabilities, taskTypes };
+}
+
+/**
+ * Checks that every configured capability and task type has a worker, before anything runs: a
+ * capability nobody consumes would leave its tasks `submitted` forever. Throws naming each gap and
+ * where to fix it.
+ *
+ * @example
+ * assertEveryCapabilityServed(config, workers); // at local start-up and at synth
+ */
+export function assertEveryCapabilityServed(
+  config: PlatformConfig,
+  workers: readonly WorkerDeclaration[],
+): void {
+  const problems: string[] = [];
+  for (const capability of config.capabilities) {
+    if (!workers.some((w) => w.capabilities.includes(capability.name))) {
+      problems.push(`capability "${capability.name}" is configured but no registered worker serves it`);
+    }
+  }
+  for (const [taskType, capability] of Object.entries(config.taskTypes)) {
+    const worker = workers.find((w) => w.capabilities.includes(capability));
+    if (worker !== undefined && !Object.hasOwn(worker.handlers, taskType)) {
+      problems.push(
+        `task type "${taskType}" routes to capability "${capability}", whose worker "${worker.agentType}" has no "${taskType}" handler`,
+      );
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(
+      `${problems.join("; ")}. Register a worker for it in shared/agents/workers.ts (see "Writing a worker" in the README), or remove it from the configuration.`,
+    );
+  }
+}
 
 /** Logical queue names for a capability, highest tier first. */
 export function queuesForCapability(capability: string): readonly [high: string, normal: string] {
@@ -106,7 +204,7 @@ const PlatformConfigSchema = z
     leaseGraceSeconds: z.int().min(0),
     stuckSubmittedSeconds: z.int().min(1),
     agentStalenessSeconds: z.int().min(1),
-    jobReconcileSeconds: z.int().min(1).max(86_400).default(defaultPlatformConfig.jobReconcileSeconds),
+    jobReconcileSeconds: z.int().min(1).max(86_400).default(defaultPolicies.jobReconcileSeconds),
     shards: z.int().min(1).max(1000),
     finishedTaskRetentionDays: z.int().min(1),
   })
@@ -118,8 +216,8 @@ const PlatformConfigSchema = z
 
 /**
  * The configuration a deployed function runs with: `PLATFORM_CONFIG` (JSON, set by the CDK stack
- * from the config it was synthesized with), else the default. A malformed value stops the function
- * at init with the reason, rather than routing tasks by a configuration nobody deployed.
+ * from the config it was synthesized with). A missing or malformed value stops the function at init
+ * with the reason, rather than routing tasks by a configuration nobody deployed.
  *
  * @example
  * const config = loadPlatformConfig(process.env);
@@ -128,7 +226,9 @@ export function loadPlatformConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): PlatformConfig {
   const raw = env.PLATFORM_CONFIG;
-  if (raw === undefined || raw === "") return defaultPlatformConfig;
+  if (raw === undefined || raw === "") {
+    throw new Error("PLATFORM_CONFIG is not set: the CDK stack sets it on every function it deploys");
+  }
   let json: unknown;
   try {
     json = JSON.parse(raw);

@@ -12,8 +12,44 @@ export interface WorkerDefinition {
   readonly capabilities: readonly string[];
   /** Most tasks one instance runs at once. */
   readonly maxConcurrentTasks: number;
-  /** One handler per task type. */
+  /** One handler per task type. A task type routes to the worker's first capability. */
   readonly handlers: Readonly<Record<string, TaskHandler>>;
+  /**
+   * How the worker's capabilities run when deployed (and in the emulated runtime). Everything else —
+   * queues, routes, the Lambda function, its event sources and alarms — is derived from it.
+   *
+   * @default - runs on Lambda, 30 s timeout, at most 5 concurrent invocations per capability
+   */
+  readonly deployment?: WorkerDeployment;
+  /**
+   * One example input per task type: what the synthesized-app test and the authoring test submit to
+   * prove the worker runs where it is deployed. Required for a worker listed in
+   * `shared/agents/workers.ts` (every handler needs one); optional for ad-hoc pollers.
+   */
+  readonly examples?: Readonly<Record<string, unknown>>;
+}
+
+/** Where and how a worker's capabilities run. */
+export interface WorkerDeployment {
+  /**
+   * Where the worker runs when deployed.
+   *
+   * @default "lambda"
+   */
+  readonly runsOn?: "lambda";
+  /**
+   * Handler timeout in seconds for the worker's capabilities (the Lambda timeout; tasks may ask for
+   * less, never more).
+   *
+   * @default 30
+   */
+  readonly timeoutSeconds?: number;
+  /**
+   * Most concurrent invocations per capability (the SQS event source's MaximumConcurrency).
+   *
+   * @default 5
+   */
+  readonly maxConcurrency?: number;
 }
 
 const DefinitionSchema = z.object({
@@ -24,6 +60,14 @@ const DefinitionSchema = z.object({
     z.string().min(1),
     z.custom<TaskHandler>((h) => typeof h === "function", "must be a function"),
   ),
+  deployment: z
+    .object({
+      runsOn: z.literal("lambda").optional(),
+      timeoutSeconds: z.int().min(1).max(900).optional(),
+      maxConcurrency: z.int().min(2).max(1000).optional(),
+    })
+    .optional(),
+  examples: z.record(z.string(), z.unknown()).optional(),
 });
 
 /**
@@ -36,6 +80,7 @@ const DefinitionSchema = z.object({
  *   agentType: "translator",
  *   capabilities: ["translation"],
  *   maxConcurrentTasks: 4,
+ *   deployment: { timeoutSeconds: 60, maxConcurrency: 10 },
  *   handlers: {
  *     translate: async (input, ctx) => {
  *       const { text } = input as { text: string };
@@ -43,6 +88,7 @@ const DefinitionSchema = z.object({
  *       return { text: await translate(text, { signal: ctx.signal }) };
  *     },
  *   },
+ *   examples: { translate: { text: "Hello" } },
  * });
  */
 export function defineWorker(definition: WorkerDefinition): WorkerDefinition {

@@ -5,7 +5,8 @@ import { toSqsRecord } from "#local/sqs-event-source";
 import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
 import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
 import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
-import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
+import type { PlatformConfig } from "#shared/config/platform";
 import { Dispatcher, type TaskContext, type TaskHandler } from "#shared/core/dispatcher";
 import { EventRelay } from "#shared/core/event-relay";
 import { Supervisor } from "#shared/core/supervisor";
@@ -28,7 +29,7 @@ const echo: TaskHandler = async (input: unknown, ctx: TaskContext) => ({
 describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
   const dynamodb = localDynamoClient();
   const sqs = localSqsClient();
-  const config: PlatformConfig = { ...defaultPlatformConfig, leaseGraceSeconds: 1 };
+  const config: PlatformConfig = { ...platformConfig, leaseGraceSeconds: 1 };
   const clock = new ManualClock();
   let store: DynamoTaskStore;
   let queue: SqsTaskQueue;

@@ -1,6 +1,6 @@
 import { startLocalRuntime } from "#local/runtime";
 import { demoWorkers, diagnosticsWorker } from "#shared/agents/demo";
-import { defaultPlatformConfig } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
 import type { AgentService } from "#shared/core/agents/agent-service";
 import { describeAgentsApi } from "./agents.suite.ts";
 
@@ -39,7 +39,7 @@ describeAgentsApi(
       mode: "emulated",
       port: 0,
       logLevel: "silent",
-      config: { ...defaultPlatformConfig, agentStalenessSeconds: AGENT_STALENESS_SECONDS },
+      config: { ...platformConfig, agentStalenessSeconds: AGENT_STALENESS_SECONDS },
       sweepIntervalMs: SWEEP_INTERVAL_MS,
       // Two diagnostics worker functions: on Lambda they are one agent, `lambda:diagnostics`.
       workers: [...demoWorkers, diagnosticsWorker],

@@ -1,6 +1,6 @@
 import { startLocalRuntime } from "#local/runtime";
 import { demoWorkers, diagnosticsWorker } from "#shared/agents/demo";
-import { defaultPlatformConfig } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
 import { describeAgentsApi } from "./agents.suite.ts";
 
 const AGENT_STALENESS_SECONDS = 1;
@@ -10,7 +10,7 @@ describeAgentsApi("embedded adapters", async () => {
   const runtime = await startLocalRuntime({
     port: 0,
     logLevel: "silent",
-    config: { ...defaultPlatformConfig, agentStalenessSeconds: AGENT_STALENESS_SECONDS },
+    config: { ...platformConfig, agentStalenessSeconds: AGENT_STALENESS_SECONDS },
     sweepIntervalMs: SWEEP_INTERVAL_MS,
     // Two diagnostics agents, so routing by agent has a choice to make.
     workers: [...demoWorkers, diagnosticsWorker],

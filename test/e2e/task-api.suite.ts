@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
+import type { PlatformConfig } from "#shared/config/platform";
 import { apiClient } from "./api-client.ts";
 
 /** A capability the e2e configuration declares and no worker serves: its tasks wait in the queue. */
@@ -8,9 +9,9 @@ export const HELD_CAPABILITY = "held";
 
 /** The demo configuration plus the held capability. */
 export const e2eConfig: PlatformConfig = {
-  ...defaultPlatformConfig,
+  ...platformConfig,
   capabilities: [
-    ...defaultPlatformConfig.capabilities,
+    ...platformConfig.capabilities,
     { name: HELD_CAPABILITY, workerTimeoutSeconds: 30, maxConcurrency: 2 },
   ],
 };
@@ -196,7 +197,10 @@ export function describeTaskApi(name: string, start: () => Promise<RunningSystem
     });
 
     it("rejects a task no capability can serve with no_route, as a 202", async () => {
-      const response = await api.post("/tasks", { taskType: "translate", input: { text: "hola" } });
+      const response = await api.post("/tasks", {
+        taskType: "zz-unrouted-task-type",
+        input: { text: "hola" },
+      });
       expect(response.status).toBe(202);
       expect(response.body.tasks[0].status).toBe("rejected");
       const task = (await api.get(`/tasks/${response.body.tasks[0].taskId}`)).body;

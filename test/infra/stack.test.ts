@@ -3,7 +3,8 @@ import { App, type CfnElement, Duration, RemovalPolicy, Stack } from "aws-cdk-li
 import { Match, Template } from "aws-cdk-lib/assertions";
 import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultPlatformConfig, queuesForCapability } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
+import { queuesForCapability } from "#shared/config/platform";
 import { EVENT_SOURCE } from "#shared/domain/events";
 import { AgentryStack } from "../../infra/agentry-stack.ts";
 import { functionEntry } from "../../infra/constructs/agentry-function.ts";
@@ -35,8 +36,8 @@ const ENV_CONTRACT = [
   "POWERTOOLS_METRICS_NAMESPACE",
   "NODE_OPTIONS",
 ];
-const ALL_QUEUE_NAMES = defaultPlatformConfig.capabilities.flatMap((c) => [...queuesForCapability(c.name)]);
-const CAPABILITIES = defaultPlatformConfig.capabilities.map((c) => c.name);
+const ALL_QUEUE_NAMES = platformConfig.capabilities.flatMap((c) => [...queuesForCapability(c.name)]);
+const CAPABILITIES = platformConfig.capabilities.map((c) => c.name);
 
 interface FunctionInfo {
   readonly id: string;
@@ -316,7 +317,7 @@ describe("AgentryStack with IAM authorization (the default)", () => {
         expect(Object.keys(fn.env), fn.service).toEqual(expect.arrayContaining(ENV_CONTRACT));
         expect(fn.env.POWERTOOLS_METRICS_NAMESPACE).toBe("Agentry");
         expect(fn.env.NODE_OPTIONS).toBe("--enable-source-maps");
-        expect(fn.env.STORE_SHARDS).toBe(String(defaultPlatformConfig.shards));
+        expect(fn.env.STORE_SHARDS).toBe(String(platformConfig.shards));
         expect(referencedId(fn.env.TABLE_NAME)).toMatch(/Table/);
         expect(referencedId(fn.env.EVENT_BUS_NAME)).toMatch(/EventBus/);
       }
@@ -583,11 +584,11 @@ describe("construct validation", () => {
     platform = new AgentryPlatform(stack, "Platform");
   }, SYNTH_TIMEOUT_MS);
 
-  const entry = functionEntry("workers/diagnostics.ts");
+  const entry = functionEntry("workers/worker.ts");
 
   it("refuses a Lambda worker for a capability the config does not have, naming it", () => {
-    expect(() => platform.addLambdaWorker({ capability: "translation", entry })).toThrow(
-      /unknown capability "translation"/,
+    expect(() => platform.addLambdaWorker({ capability: "zz-unconfigured-capability", entry })).toThrow(
+      /unknown capability "zz-unconfigured-capability"/,
     );
   });
 
@@ -613,14 +614,13 @@ describe("construct validation", () => {
 
   it("refuses a maxReceiveCount below 5", () => {
     expect(
-      () =>
-        new TaskQueues(stack, "FewReceives", { config: { ...defaultPlatformConfig, maxReceiveCount: 3 } }),
+      () => new TaskQueues(stack, "FewReceives", { config: { ...platformConfig, maxReceiveCount: 3 } }),
     ).toThrow(/maxReceiveCount must be an integer between 5 and 1000, got 3/);
   });
 
   it("refuses a capability name SQS cannot carry", () => {
     const config = {
-      ...defaultPlatformConfig,
+      ...platformConfig,
       capabilities: [{ name: "text analysis", workerTimeoutSeconds: 30, maxConcurrency: 5 }],
     };
 

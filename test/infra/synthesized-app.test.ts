@@ -3,10 +3,13 @@ import { DeleteMessageCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { keyAttributes, TaskKeys } from "#shared/adapters/aws/table-schema";
+import { workers } from "#shared/agents/workers";
 import type { JobStatistics, JobView } from "#shared/domain/job";
 import type { Task } from "#shared/domain/task";
+import type { TaskContext } from "#shared/worker/define-worker";
 import { localDynamoClient, localSqsClient } from "#test/support/aws";
 import { httpApiEvent } from "#test/support/http-api-events";
+import { CONDITIONAL_GRANTS_METADATA } from "../../infra/constructs/agentry-function.ts";
 import { propertiesOf, resourcesOfType } from "./synth-run/cfn.ts";
 import { agentryTableLayout, templateTableLayout } from "./synth-run/emulated-resources.ts";
 import { grantedActions, isAllowed, statementsOfRole, wildcardMatch } from "./synth-run/iam-policy.ts";
@@ -26,40 +29,20 @@ const DRIVE_TIMEOUT_MS = 45_000;
 const TERMINAL = new Set(["completed", "failed", "canceled", "rejected"]);
 
 /**
- * Grants the Lambda service and the X-Ray daemon use with the function's role, never our code: they
- * cannot show up in a local run.
- */
-const LAMBDA_SERVICE_GRANTS: Readonly<Record<string, string>> = {
-  "logs:CreateLogStream": "the Lambda service creates the function's log stream in its own log group",
-  "logs:PutLogEvents": "the Lambda service writes the function's logs to its own log group",
-  "xray:PutTraceSegments": "active tracing: Lambda's X-Ray daemon sends the function's segments",
-  "xray:PutTelemetryRecords": "active tracing: Lambda's X-Ray daemon reports its telemetry",
-};
-
-const WORKER_GRANTS: Readonly<Record<string, string>> = {
-  ...LAMBDA_SERVICE_GRANTS,
-  "sqs:ChangeMessageVisibility":
-    "only the `release` settlement of a contended task (SqsTaskQueue.retryLater) changes a message's visibility (a Lambda worker's lease extensions are writes to the task, not to the message); no two deliveries of one task race in this drive",
-};
-
-/** Worker grants used only when a task of that capability fails (retry or dead letter). */
-const SEND_ONLY_ON_FAILURE =
-  "a worker sends only to retry a failed attempt (a delayed message on the task's queue) or to dead-letter a message (its DLQ); no task of this capability fails in this drive";
-
-/**
- * Grants a function's role holds that the drive did not use, each with the reason it is there,
- * checked against the code. A grant that nobody uses and nobody justified fails the test, and so does
- * a reason for a grant that the drive does use or that is no longer granted. Keys are the functions'
- * POWERTOOLS_SERVICE_NAME; the check is per action (an action used on one resource counts as used).
+ * Grants a platform function's role holds that this drive does not use, each with the reason it is
+ * there, checked against the code. A grant that nobody uses and nobody justified fails the test, and
+ * so does a reason here for a grant that the drive does use or that is no longer granted. Keys are the
+ * functions' POWERTOOLS_SERVICE_NAME; the check is per action (an action used on one resource counts
+ * as used). Grants that any run may leave unused (the Lambda service's log and X-Ray grants, a
+ * worker's retry and release grants) are explained by the construct that grants them, in the
+ * template (`declareConditionalGrants`), so the test follows every worker the stack deploys.
  */
 const UNUSED_GRANTS_WITH_REASON: Record<string, Record<string, string>> = {
   "supervisor-api": {
-    ...LAMBDA_SERVICE_GRANTS,
     "dynamodb:DeleteItem":
       "only DELETE /agents/{agentId} deletes (DynamoAgentRegistry.unregister removes the profile and load items in one transaction); the Lambda workers register themselves but never unregister, and this drive calls no agent route",
   },
   sweeper: {
-    ...LAMBDA_SERVICE_GRANTS,
     "dynamodb:GetItem":
       "read for a due job (Aggregator.advanceDueJobs → DynamoJobStore.get, and the unrecorded tasks a reconciliation reads) and when the liveness sweep marks an agent unavailable (DynamoAgentRegistry.markUnavailableIfStale reads the load item); lease recoveries and re-enqueues write from the listed snapshot without a read. The sweep runs before the job is submitted, and every agent heartbeat is fresh",
     "dynamodb:PutItem":
@@ -70,15 +53,11 @@ const UNUSED_GRANTS_WITH_REASON: Record<string, Record<string, string>> = {
       "republishing outbox entries older than the 30 s grace, a lease recovery's lifecycle event, and a due job's unconfirmed Job Completed; none happens in this drive",
   },
   aggregator: {
-    ...LAMBDA_SERVICE_GRANTS,
     "dynamodb:BatchWriteItem":
       "EventRelay.clearEvents, after the aggregator's own task writes: a pipeline's next step (Supervisor.submit) or canceling a job's unfinished tasks (JobRunner.cancelUnfinished → Supervisor.cancel); this drive's job has one step and all its tasks complete",
     "sqs:SendMessage":
       "on every task queue, for a pipeline's next step (JobRunner.submitStep → Supervisor.submit), and on its dead-letter queue, which Lambda sends a failed asynchronous invocation to with the function's role; this drive's job has one step and no invocation fails",
   },
-  "text-analysis": { ...WORKER_GRANTS, "sqs:SendMessage": SEND_ONLY_ON_FAILURE },
-  summarization: { ...WORKER_GRANTS, "sqs:SendMessage": SEND_ONLY_ON_FAILURE },
-  diagnostics: { ...WORKER_GRANTS },
 };
 
 /**
@@ -94,55 +73,50 @@ interface ExpectedTask {
   readonly workerAgentId: string;
 }
 
-/** One batch over every task type and both tiers of every capability, one task retried once. */
-const BATCH: readonly ExpectedTask[] = [
-  {
-    submit: { taskType: "analyze_text", input: { text: "Agents talk. Workers work." } },
-    output: { words: 4, characters: 26, sentences: 2 },
-    attempts: 1,
-    workerAgentId: "lambda:text-analyzer",
-  },
-  {
-    submit: { taskType: "analyze_text", priority: 9, input: { text: "Urgent: one sentence" } },
-    output: { words: 3, characters: 20, sentences: 1 },
-    attempts: 1,
-    workerAgentId: "lambda:text-analyzer",
-  },
-  {
-    submit: {
-      taskType: "summarize",
-      input: { text: "First point. Second point. Third point.", maxSentences: 2 },
-    },
-    output: { summary: "First point. Second point." },
-    attempts: 1,
-    workerAgentId: "lambda:summarizer",
-  },
-  {
-    submit: { taskType: "summarize", priority: 9, input: { text: "Urgent. Details follow." } },
-    output: { summary: "Urgent." },
-    attempts: 1,
-    workerAgentId: "lambda:summarizer",
-  },
-  {
-    submit: { taskType: "echo", input: { value: { hello: "world" } } },
-    output: { value: { hello: "world" }, attempt: 1 },
-    attempts: 1,
-    workerAgentId: "lambda:diagnostics",
-  },
-  {
-    submit: { taskType: "echo", priority: 9, input: { value: 42 } },
-    output: { value: 42, attempt: 1 },
-    attempts: 1,
-    workerAgentId: "lambda:diagnostics",
-  },
-  {
-    // Fails its first attempt on purpose: the worker sends the retry to its queue with a delay.
+/**
+ * One batch over every task type of every registered worker (its example input), on both tiers of
+ * its capability, plus one task retried once. The expected output is the worker's own handler run
+ * in this process on the same input: the deployed bundle must agree with the definition.
+ */
+async function registeredWorkerBatch(): Promise<ExpectedTask[]> {
+  const batch: ExpectedTask[] = [];
+  for (const worker of workers) {
+    for (const [taskType, handler] of Object.entries(worker.handlers)) {
+      const input = worker.examples?.[taskType];
+      const output = await handler(input, inProcessContext(taskType));
+      for (const priority of [undefined, 9]) {
+        batch.push({
+          submit: { taskType, input, ...(priority === undefined ? {} : { priority }) },
+          output,
+          attempts: 1,
+          workerAgentId: `lambda:${worker.agentType}`,
+        });
+      }
+    }
+  }
+  // Fails its first attempt on purpose: the worker sends the retry to its queue with a delay.
+  batch.push({
     submit: { taskType: "echo", input: { value: "second time lucky", failAttempts: 1 } },
     output: { value: "second time lucky", attempt: 2 },
     attempts: 2,
     workerAgentId: "lambda:diagnostics",
-  },
-];
+  });
+  return batch;
+}
+
+/** The context a handler sees on its first attempt, for running it in this process. */
+function inProcessContext(taskType: string): TaskContext {
+  const silent = () => {};
+  return {
+    taskId: "in-process",
+    taskType,
+    attempt: 1,
+    metadata: {},
+    signal: new AbortController().signal,
+    heartbeat: async () => {},
+    logger: { debug: silent, info: silent, warn: silent, error: silent },
+  };
+}
 
 /** A task whose queue message is lost after submission; only the sweeper can get it running. */
 const STRANDED: ExpectedTask = {
@@ -197,6 +171,7 @@ interface DriveResult {
 
 describe("the synthesized app, run locally on the emulators", () => {
   let app: LocalApp;
+  let BATCH: readonly ExpectedTask[];
   let drive: DriveResult;
   const dynamodb = localDynamoClient();
   const sqs = localSqsClient();
@@ -237,6 +212,7 @@ describe("the synthesized app, run locally on the emulators", () => {
   };
 
   beforeAll(async () => {
+    BATCH = await registeredWorkerBatch();
     app = await startLocalApp({
       dynamoEndpoint: inject("dynamoEndpoint"),
       sqsEndpoint: inject("sqsEndpoint"),
@@ -553,12 +529,22 @@ describe("the synthesized app, run locally on the emulators", () => {
       expect([...new Set(denied)]).toEqual([]);
     });
 
+    /** The grants a function's construct declared a run may leave unused (template metadata). */
+    const conditionalGrantsOf = (fn: LocalAppFunction): Record<string, string> => {
+      const resource = resourcesOfType(app.template, "AWS::Lambda::Function").find(
+        ([id]) => id === fn.logicalId,
+      );
+      const metadata = (resource?.[1] as { Metadata?: Record<string, unknown> } | undefined)?.Metadata;
+      return (metadata?.[CONDITIONAL_GRANTS_METADATA] ?? {}) as Record<string, string>;
+    };
+
     it("justifies every grant the drive did not use, and only those", () => {
       const unjustified: string[] = [];
       const stale: string[] = [];
       for (const fn of app.functions.values()) {
         if (fn.placeholder || fn.service in NOT_EXERCISED_WITH_REASON) continue;
         const reviewed = UNUSED_GRANTS_WITH_REASON[fn.service] ?? {};
+        const conditional = conditionalGrantsOf(fn);
         const granted = grantedActions(
           statementsOfRole(app.template, fn.roleLogicalId, app.emulated.resolver),
         );
@@ -570,10 +556,18 @@ describe("the synthesized app, run locally on the emulators", () => {
         const unused = granted.filter(
           (grant) => ![...used].some((action) => wildcardMatch(grant, action, true)),
         );
-        for (const action of unused) if (!(action in reviewed)) unjustified.push(`${fn.service}: ${action}`);
+        for (const action of unused) {
+          if (!(action in reviewed) && !(action in conditional))
+            unjustified.push(
+              `${fn.service}: ${action} (explain it where it is granted, with declareConditionalGrants)`,
+            );
+        }
         for (const action of Object.keys(reviewed)) {
           if (!unused.includes(action))
             stale.push(`${fn.service}: ${action} (${granted.includes(action) ? "used" : "not granted"})`);
+        }
+        for (const action of Object.keys(conditional)) {
+          if (!granted.includes(action)) stale.push(`${fn.service}: ${action} (declared, not granted)`);
         }
       }
 

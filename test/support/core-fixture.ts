@@ -1,7 +1,8 @@
 import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
-import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
+import type { PlatformConfig } from "#shared/config/platform";
 import {
   Dispatcher,
   type DispatcherDeps,
@@ -30,7 +31,7 @@ export const silentLogger: WorkerLogger = { debug() {}, info() {}, warn() {}, er
 
 /** The core wired to the embedded adapters, with a manual clock and no randomness. */
 export function createCoreFixture(overrides: { config?: Partial<PlatformConfig> } = {}) {
-  const config: PlatformConfig = { ...defaultPlatformConfig, ...overrides.config };
+  const config: PlatformConfig = { ...platformConfig, ...overrides.config };
   const clock = new ManualClock();
   const store = new MemoryTaskStore({ clock });
   const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount, clock });

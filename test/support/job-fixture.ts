@@ -2,7 +2,7 @@ import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryJobStore } from "#shared/adapters/memory/job-store";
 import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
-import { defaultPlatformConfig } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
 import { Dispatcher } from "#shared/core/dispatcher";
 import { EventRelay } from "#shared/core/event-relay";
 import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
@@ -50,7 +50,7 @@ export function createJobFixture(
     decorate?: (deps: JobDeps) => JobDeps;
   } = {},
 ) {
-  const config = defaultPlatformConfig;
+  const config = platformConfig;
   const clock = new ManualClock();
   const store = options.store ?? new MemoryTaskStore({ clock });
   const jobs = options.jobs ?? new MemoryJobStore();

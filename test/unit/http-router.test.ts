@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
-import { defaultPlatformConfig } from "#shared/config/platform";
+import { platformConfig } from "#shared/agents/workers";
 import { EventRelay } from "#shared/core/event-relay";
 import { Supervisor } from "#shared/core/supervisor";
 import { MAX_PAYLOAD_BYTES, type Task } from "#shared/domain/task";
@@ -35,10 +35,10 @@ function setup(
   options: { store?: TaskStore; maxBodyBytes?: number; extraRoutes?: readonly ApiRoute[] } = {},
 ) {
   const store = options.store ?? new MemoryTaskStore();
-  const queue = new MemoryTaskQueue({ maxReceiveCount: defaultPlatformConfig.maxReceiveCount });
+  const queue = new MemoryTaskQueue({ maxReceiveCount: platformConfig.maxReceiveCount });
   const bus = new MemoryEventBus();
   const relay = new EventRelay({ store, publisher: bus });
-  const supervisor = new Supervisor({ store, queue, relay, config: defaultPlatformConfig });
+  const supervisor = new Supervisor({ store, queue, relay, config: platformConfig });
   const errors: LoggedError[] = [];
   const router = createApiRouter({
     supervisor,
@@ -629,7 +629,7 @@ describe("unexpected errors", () => {
       store,
       queue: new MemoryTaskQueue(),
       relay,
-      config: defaultPlatformConfig,
+      config: platformConfig,
     });
     const router = createApiRouter({
       supervisor,
@@ -658,7 +658,7 @@ describe("createSupervisorApiHandler", () => {
   function supervisorOnMemory(): Supervisor {
     const store = new MemoryTaskStore();
     const relay = new EventRelay({ store, publisher: new MemoryEventBus() });
-    return new Supervisor({ store, queue: new MemoryTaskQueue(), relay, config: defaultPlatformConfig });
+    return new Supervisor({ store, queue: new MemoryTaskQueue(), relay, config: platformConfig });
   }
 
   it("serves the API with a plain logger and no Lambda context, as the local runtime calls it", async () => {

@@ -181,6 +181,21 @@ describe("failure policies", () => {
     expect(jobCompletedEvents(f, jobId)[0]?.detail).toMatchObject({ status: "failed" });
   });
 
+  it("fail-fast names the failed task, its position and its error in the job's error", async () => {
+    const f = createJobFixture();
+    const { jobId, taskIds } = await f.service.submit({
+      tasks: [echoTask(1), echoTask(2, true), echoTask(3)],
+      aggregation: collect,
+    });
+
+    await f.runAll();
+
+    const job = await f.service.get(jobId);
+    expect(job.status).toBe("failed");
+    expect(job.error?.message).toContain(`task ${taskIds[1]} (index 1) failed`);
+    expect(job.error?.message).not.toContain(String(taskIds[0]));
+  });
+
   it("tolerate completes with the successful outputs and names the failed tasks", async () => {
     const f = createJobFixture();
     const { jobId, taskIds } = await f.service.submit({

@@ -40,7 +40,7 @@ describe("Supervisor", () => {
 
   it("rejects a task with no route with error code no_route, without enqueuing it", async () => {
     const f = createCoreFixture();
-    const [accepted] = await f.supervisor.submit([{ taskType: "translate", input: {} }]);
+    const [accepted] = await f.supervisor.submit([{ taskType: "zz-unrouted-task-type", input: {} }]);
 
     expect(accepted?.status).toBe("rejected");
     expect(f.store.inspect(accepted?.taskId ?? "")).toMatchObject({

@@ -2,6 +2,7 @@ import { type BusEvent, DetailType, EVENT_SOURCE } from "#shared/domain/events";
 import {
   JOB_INDEX_METADATA_KEY,
   JOB_STEP_METADATA_KEY,
+  type JobError,
   type JobRecord,
   type TaskOutcome,
   type TaskOutcomeStatus,
@@ -52,6 +53,8 @@ export interface DueJobsReport {
 }
 
 const MAX_DECISION_ROUNDS = 8;
+/** How many failed tasks a job's error names (the result's failedTasks lists them all). */
+const NAMED_FAILURES = 5;
 /** Task reads in flight at once while a job is reconciled. */
 const RECONCILE_CONCURRENCY = 16;
 
@@ -217,12 +220,30 @@ export class Aggregator {
       if (decision.kind === "wait") return false;
       const write: JobWriteOutcome =
         decision.kind === "fail"
-          ? await this.runner.tryFinish(job, "failed", { error: decision.error })
+          ? await this.runner.tryFinish(job, "failed", { error: await this.nameFailures(job, decision.error) })
           : await this.completeStep(job, decision.take);
       if (write.ok) return true;
       job = write.current;
     }
     return false;
+  }
+
+  /**
+   * A step that failed because of its tasks names them in the job's error (the first few, with each
+   * one's own error), so whoever reads the job knows which task to look at.
+   */
+  private async nameFailures(job: JobRecord, error: JobError): Promise<JobError> {
+    if (error.code !== "task_failed" && error.code !== "too_many_failures") return error;
+    const failures = (await this.deps.jobs.listOutcomes(job.jobId, job.currentStep))
+      .filter((o) => o.status !== "completed")
+      .sort((a, b) => a.index - b.index);
+    if (failures.length === 0) return error;
+    const named = failures.slice(0, NAMED_FAILURES).map((o) => {
+      const cause = o.error === undefined ? "" : `: ${o.error.code}: ${o.error.message.slice(0, 200)}`;
+      return `task ${o.taskId} (index ${o.index}) ${o.status}${cause}`;
+    });
+    const more = failures.length > NAMED_FAILURES ? `; and ${failures.length - NAMED_FAILURES} more` : "";
+    return { ...error, message: `${error.message} — ${named.join("; ")}${more}` };
   }
 
   private async completeStep(job: JobRecord, take: number | undefined): Promise<JobWriteOutcome> {
