@@ -84,7 +84,7 @@ interface InFlight {
  */
 export class ServiceBusTaskQueue implements TaskQueue {
   private readonly client: ServiceBusClient;
-  private readonly queues: Readonly<Record<string, string>>;
+  private readonly queues: Record<string, string>;
   private readonly maxDeliveryCount: number;
   private readonly lockDurationMs: number;
   private readonly maxSendAttempts: number;
@@ -102,6 +102,11 @@ export class ServiceBusTaskQueue implements TaskQueue {
     this.lockDurationMs = (options.lockDurationSeconds ?? 60) * 1000;
     this.maxSendAttempts = Math.max(1, options.maxSendAttempts ?? 3);
     this.retryBaseDelayMs = Math.max(0, options.retryBaseDelayMs ?? 50);
+  }
+
+  /** Maps one more logical name (an agent's inbox queue, created with the agent) to its queue. */
+  addQueue(logical: string, entity: string): void {
+    this.queues[logical] = entity;
   }
 
   /** The Service Bus queue behind a logical queue name. */
