@@ -208,6 +208,11 @@ class MessageEntity {
   /** Sends available messages to consumers with credit, locking each (peek-lock) or removing it. */
   pump(): void {
     for (const consumer of this.consumers) {
+      // A client that went away without detaching: its locks expire, nothing more goes to it.
+      if (!consumer.is_open() || !consumer.connection.is_open()) {
+        this.consumers.delete(consumer);
+        continue;
+      }
       while (consumer.sendable()) {
         const stored = this.nextAvailable();
         if (stored === undefined) return;

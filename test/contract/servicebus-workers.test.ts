@@ -64,7 +64,11 @@ async function system(options: { lockDurationSeconds?: number; maxDeliveryCount?
   const bus = new MemoryEventBus();
   const relay = new EventRelay({ store, publisher: bus });
   const supervisor = new Supervisor({ store, queue, relay, config, clock });
-  const dispatcher = (handlers: Record<string, TaskHandler>, agentId = "agent-1") =>
+  const dispatcher = (
+    handlers: Record<string, TaskHandler>,
+    agentId = "agent-1",
+    cancelCheckIntervalMs = 50,
+  ) =>
     new Dispatcher(
       {
         store,
@@ -74,7 +78,7 @@ async function system(options: { lockDurationSeconds?: number; maxDeliveryCount?
         agentId,
         logger: silentLogger,
         random: () => 0.5,
-        cancelCheckIntervalMs: 50,
+        cancelCheckIntervalMs,
       },
       handlers,
     );
@@ -195,7 +199,12 @@ describe("workers on Service Bus (the real SDK against the local peer)", () => {
     const messageA = await s.receiveOne(stalled, 30);
     let releaseA: () => void = () => undefined;
     const runA = s
-      .dispatcher({ echo: () => new Promise((resolve) => (releaseA = () => resolve({ by: "A" }))) }, "A")
+      // A does not look at its lease while it stalls: it learns of the takeover only when it finishes.
+      .dispatcher(
+        { echo: () => new Promise((resolve) => (releaseA = () => resolve({ by: "A" }))) },
+        "A",
+        60_000,
+      )
       .process(messageA);
     await waitFor(async () => (await s.store.get(taskId))?.status === "working");
 

@@ -35,13 +35,17 @@ export function isLockLost(error: unknown): boolean {
   return isServiceBusError(error) && LOCK_LOST_CODES.has(error.code);
 }
 
+/** Service Bus error codes of faults that pass: throttling, timeouts, a broken connection. */
+const TRANSIENT_CODES = new Set(["ServiceBusy", "ServiceTimeout", "ServiceCommunicationProblem"]);
+
 /**
- * Whether the operation may succeed if tried again: throttling (ServiceBusy), timeouts and other
- * faults Service Bus marks retryable. The SDK has already retried these itself by then.
+ * Whether the operation may succeed if tried again: throttling (ServiceBusy), timeouts, connection
+ * problems, and general errors the SDK marks retryable. The SDK has already retried these itself.
+ * A missing entity, a too-large message or a refused authorization fail the same way every time.
  */
 export function isTransient(error: unknown): boolean {
   if (isServiceBusError(error)) {
-    return error.retryable || error.code === "ServiceBusy" || error.code === "ServiceTimeout";
+    return TRANSIENT_CODES.has(error.code) || (error.code === "GeneralError" && error.retryable);
   }
   return typeof error === "object" && error !== null && (error as { retryable?: unknown }).retryable === true;
 }

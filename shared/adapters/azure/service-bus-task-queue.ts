@@ -48,8 +48,11 @@ export const ServiceBusProperty = {
 } as const;
 
 const MAX_WAIT_SECONDS = 60;
-/** A receive never waits less: the SDK drains the link, and a zero wait would race the transfer. */
-const MIN_WAIT_MS = 100;
+/**
+ * A receive never waits less. Service Bus has no short poll: every receive grants credit and waits;
+ * a zero wait would drain the link before the broker's transfer could arrive.
+ */
+const MIN_WAIT_MS = 300;
 const MAX_REASON_LENGTH = 4096;
 const TRACE_FIELDS = ["traceparent", "tracestate"] as const;
 
