@@ -8,15 +8,21 @@ async function main(): Promise<void> {
     throw new Error(`PORT must be an integer from 0 to 65535, got "${process.env.PORT}"`);
   }
   const emulated = process.argv.includes("--emulated");
+  const azure = process.argv.includes("--azure");
+  if (emulated && azure) throw new Error("choose one of --emulated and --azure");
+  const realNamespace = Boolean(process.env.AZURE_SERVICE_BUS_CONNECTION_STRING);
   if (emulated) console.log("Starting Amazon DynamoDB Local and the SQS emulator…");
+  if (azure && !realNamespace) console.log("Starting the local Service Bus peer…");
   const runtime = await startLocalRuntime({
     port,
     logLevel: parseLogLevel(process.env.LOG_LEVEL),
-    mode: emulated ? "emulated" : "embedded",
+    mode: emulated ? "emulated" : azure ? "azure" : "embedded",
   });
   const adapters = emulated
     ? "AWS adapters on DynamoDB Local + SQS emulator, Lambda workers"
-    : "embedded adapters";
+    : azure
+      ? `Azure Service Bus ${realNamespace ? "namespace" : "local peer"} for tasks and messages, poller workers`
+      : "embedded adapters";
   console.log(`
   Agentry is running at ${runtime.url}  (${adapters}; Ctrl-C stops)
 

@@ -29,6 +29,7 @@ import type { TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
 import { type RunningPoller, startPoller } from "#shared/worker/poller";
+import { type AzureInfrastructure, startAzureInfrastructure } from "./azure.ts";
 import {
   type EmulatedInfrastructure,
   startEmulatedInfrastructure,
@@ -38,13 +39,15 @@ import { serveHttpApi } from "./http-server.ts";
 import { createConsoleLogger, type LogLevel } from "./logger.ts";
 import { repeat } from "./repeat.ts";
 
-export type RuntimeMode = "embedded" | "emulated";
+export type RuntimeMode = "embedded" | "emulated" | "azure";
 
 export interface LocalRuntimeOptions {
   /**
    * `embedded`: memory adapters, workers as in-process pollers. `emulated`: the AWS adapters on
    * Amazon DynamoDB Local and the fauxqs SQS emulator (started and stopped here), workers as the
-   * SQS-batch Lambda handlers they are deployed as, fed by a local event source mapping.
+   * SQS-batch Lambda handlers they are deployed as, fed by a local event source mapping. `azure`: the
+   * task queue and agent messaging on Azure Service Bus (the local peer, or the namespace of
+   * AZURE_SERVICE_BUS_CONNECTION_STRING), workers as pollers; the rest embedded.
    * @default "embedded"
    */
   readonly mode?: RuntimeMode;
@@ -108,10 +111,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const mode = options.mode ?? "embedded";
   const logger = createConsoleLogger(options.logLevel ?? "info");
   const infra = mode === "emulated" ? await startEmulatedInfrastructure(config) : undefined;
+  const azure =
+    mode === "azure"
+      ? await startAzureInfrastructure(config, {
+          connectionString: process.env.AZURE_SERVICE_BUS_CONNECTION_STRING || undefined,
+        })
+      : undefined;
   try {
-    return await compose(options, config, mode, logger, infra);
+    return await compose(options, config, mode, logger, infra, azure);
   } catch (error) {
     await infra?.stop();
+    await azure?.stop();
     throw error;
   }
 }
@@ -122,9 +132,11 @@ async function compose(
   mode: RuntimeMode,
   logger: WorkerLogger,
   infra: EmulatedInfrastructure | undefined,
+  azure?: AzureInfrastructure,
 ): Promise<LocalRuntime> {
   const store: TaskStore = infra?.store ?? new MemoryTaskStore();
-  const queue: TaskQueue = infra?.queue ?? new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount });
+  const queue: TaskQueue =
+    infra?.queue ?? azure?.queue ?? new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount });
   const bus = new MemoryEventBus({
     onError: (error, event) => logger.error("event delivery failed", { id: event.id, error: String(error) }),
   });
@@ -132,7 +144,9 @@ async function compose(
   const registry: AgentRegistry = infra?.registry ?? new MemoryAgentRegistry();
   const agents = new AgentService({ registry, store });
   const agentLiveness = new AgentLivenessSweeper({ registry, config });
-  const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus, logger });
+  // On Azure, agent messages travel on the Service Bus topic; task events stay on the in-process bus.
+  const messageBus: EventBus = azure?.messagingBus ?? bus;
+  const messaging = new MessagingService({ registry, publisher: messageBus, subscriber: messageBus, logger });
   const agentRouting = new AgentRouter({ registry, logger });
   const supervisor = new Supervisor({ store, queue, relay, config, logger, agentRouting });
   const sweeper = new Sweeper({ store, queue, relay, config });
@@ -164,16 +178,19 @@ async function compose(
   });
 
   const workers = options.workers ?? registeredWorkers;
+  const agentIds = workers.map((worker) => `${worker.agentType}-${randomUUID().slice(0, 8)}`);
+  // Service Bus entities exist before use: each registered poller's inbox queue is created first.
+  for (const agentId of azure ? agentIds : []) await azure?.addAgentInbox(agentId);
   const pollers: RunningPoller[] = infra
     ? []
-    : workers.map((worker) =>
+    : workers.map((worker, index) =>
         startPoller(worker, {
           store,
           queue,
           relay,
           config,
           logger: scoped(logger, worker.agentType),
-          agentId: `${worker.agentType}-${randomUUID().slice(0, 8)}`,
+          agentId: agentIds[index] as string,
           waitSeconds: 1,
           registry,
           cancelCheckIntervalMs: options.cancelCheckIntervalMs ?? 200,
@@ -223,6 +240,7 @@ async function compose(
       await bus.idle();
       stopAggregating();
       await infra?.stop();
+      await azure?.stop();
     },
   };
 }

@@ -220,7 +220,9 @@ export class Aggregator {
       if (decision.kind === "wait") return false;
       const write: JobWriteOutcome =
         decision.kind === "fail"
-          ? await this.runner.tryFinish(job, "failed", { error: await this.nameFailures(job, decision.error) })
+          ? await this.runner.tryFinish(job, "failed", {
+              error: await this.nameFailures(job, decision.error),
+            })
           : await this.completeStep(job, decision.take);
       if (write.ok) return true;
       job = write.current;
