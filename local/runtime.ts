@@ -22,6 +22,7 @@ import { Sweeper } from "#shared/core/sweeper";
 import { agentRoutes } from "#shared/http/agent-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
 import { jobRoutes } from "#shared/http/job-routes";
+import { queueRoutes } from "#shared/http/queue-routes";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { EventBus } from "#shared/ports/event-bus";
 import type { JobStore } from "#shared/ports/job-store";
@@ -145,7 +146,11 @@ async function compose(
   const handler = createSupervisorApiHandler({
     supervisor,
     logger,
-    extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
+    extraRoutes: [
+      ...agentRoutes({ agents, messaging }),
+      ...jobRoutes(jobs),
+      ...queueRoutes({ queue, config }),
+    ],
   });
   const server = await serveHttpApi(handler, {
     port: options.port ?? 3000,

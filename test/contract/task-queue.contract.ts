@@ -270,6 +270,28 @@ export function describeTaskQueueContract<Q extends TaskQueue>(
         ]);
       });
     });
+
+    describe("depth", () => {
+      it("counts available, in-flight, delayed and dead-lettered messages of one queue", async () => {
+        await queue.send([
+          ...[1, 2, 3, 4].map(() => ({ queue: QUEUE, body: body() })),
+          { queue: QUEUE, body: body(), delaySeconds: 30 },
+          { queue: HIGH, body: body() },
+        ]);
+        const received = await queue.receive(QUEUE, {
+          maxMessages: 3,
+          waitSeconds: 1,
+          visibilitySeconds: 30,
+        });
+        expect(received).toHaveLength(3);
+        await queue.deadLetter(received[0]!, "depth test");
+        await queue.retryLater(received[1]!, 30);
+
+        // One left visible; one held by a worker, one waiting out its backoff; the other queue apart.
+        expect(await queue.depth(QUEUE)).toEqual({ available: 1, inFlight: 2, delayed: 1, deadLettered: 1 });
+        expect(await queue.depth(HIGH)).toEqual({ available: 1, inFlight: 0, delayed: 0, deadLettered: 0 });
+      });
+    });
   });
 }
 
