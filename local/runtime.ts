@@ -30,6 +30,7 @@ import type { TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
 import { type RunningPoller, startPoller } from "#shared/worker/poller";
+import { dashboardResponse } from "./dashboard/index.ts";
 import {
   type EmulatedInfrastructure,
   startEmulatedInfrastructure,
@@ -155,6 +156,7 @@ async function compose(
   const server = await serveHttpApi(handler, {
     port: options.port ?? 3000,
     host: options.host ?? "127.0.0.1",
+    pages: dashboardResponse,
   });
 
   const stopAggregating = bus.subscribe(JOB_TASK_EVENT_PATTERN, async (event) => {

@@ -130,12 +130,7 @@ export class AgentryClient {
   readonly baseUrl: string;
   private readonly fetch: typeof fetch;
   private readonly retry: Required<RetryOptions>;
-  private readonly authorize: (request: {
-    method: string;
-    url: string;
-    headers: Record<string, string>;
-    body?: string;
-  }) => Promise<Record<string, string>>;
+  private readonly authorize: RequestAuthorizer;
 
   constructor(options: AgentryClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -145,7 +140,7 @@ export class AgentryClient {
       baseDelayMs: options.retry?.baseDelayMs ?? 200,
       maxDelayMs: options.retry?.maxDelayMs ?? 5_000,
     };
-    this.authorize = authorizer(this.baseUrl, options.auth);
+    this.authorize = requestAuthorizer(this.baseUrl, options.auth);
   }
 
   // --- tasks ---------------------------------------------------------------------------------------
@@ -544,15 +539,23 @@ function retryAfterMs(response: Response): number | undefined {
   return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds * 1000, 30_000) : undefined;
 }
 
-function authorizer(
-  baseUrl: string,
-  auth: ClientAuth | undefined,
-): (request: {
+/** Adds a request's credentials to its headers (a SigV4 signature, a bearer token, or nothing). */
+export type RequestAuthorizer = (request: {
   method: string;
   url: string;
   headers: Record<string, string>;
   body?: string;
-}) => Promise<Record<string, string>> {
+}) => Promise<Record<string, string>>;
+
+/**
+ * The authorizer for an API: `auth`, or by default SigV4 (default credential chain) for an
+ * `execute-api` URL and nothing otherwise. Shared by the client and the dashboard's signing proxy.
+ *
+ * @example
+ * const authorize = requestAuthorizer("https://abc.execute-api.eu-west-1.amazonaws.com", undefined);
+ * const headers = await authorize({ method: "GET", url, headers: { accept: "application/json" } });
+ */
+export function requestAuthorizer(baseUrl: string, auth: ClientAuth | undefined): RequestAuthorizer {
   const region = executeApiRegion(baseUrl);
   const chosen: ClientAuth = auth ?? (region !== undefined ? { type: "sigv4" } : { type: "none" });
   switch (chosen.type) {
