@@ -15,7 +15,7 @@ export interface DashboardResponse {
 const FILES: Readonly<Record<string, { file: string; type: string }>> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
   "/dashboard/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
-  "/dashboard/chart.js": { file: "chart.js", type: "text/javascript; charset=utf-8" },
+  "/dashboard/charts.js": { file: "charts.js", type: "text/javascript; charset=utf-8" },
   "/dashboard/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
 };
 
