@@ -252,7 +252,7 @@ async function refresh() {
     const filter = $("status-filter").value;
     const [stats, page, completed, failed, agents, queues] = await Promise.all([
       api("/stats"),
-      api(`/tasks?limit=50${filter ? `&status=${encodeURIComponent(filter)}` : ""}`),
+      api(`/tasks?limit=25${filter ? `&status=${encodeURIComponent(filter)}` : ""}`),
       api("/tasks?status=completed&limit=100"),
       api("/tasks?status=failed&limit=100"),
       api("/agents"),
