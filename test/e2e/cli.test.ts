@@ -50,8 +50,8 @@ describe("agentry CLI against the local runtime", () => {
     await runtime?.stop();
   });
 
-  // Each run starts a Node process with tsx under a loaded machine: budgets have room for that.
-  it("submit --wait prints the result and exits 0", { timeout: 60_000 }, async () => {
+  // Each run starts npx, Node and tsx (5-20 s each on a loaded 2-core machine): budgets have room for that.
+  it("submit --wait prints the result and exits 0", { timeout: 120_000 }, async () => {
     const run = await agentry(
       ["submit", "analyze_text", "--input", '{"text":"Agents talk."}', "--wait"],
       api,
@@ -63,7 +63,7 @@ describe("agentry CLI against the local runtime", () => {
   });
 
   it("submit --wait exits 1 for a failed task and for a rejected one, naming why", {
-    timeout: 60_000,
+    timeout: 120_000,
   }, async () => {
     const [failed, rejected] = await Promise.all([
       agentry(
@@ -81,7 +81,7 @@ describe("agentry CLI against the local runtime", () => {
   });
 
   it("job submit --watch shows progress and ends with the aggregated result", {
-    timeout: 60_000,
+    timeout: 120_000,
   }, async () => {
     const run = await agentry(["job", "submit", "@examples/fan-out.json", "--watch"], api);
 
@@ -103,7 +103,7 @@ describe("agentry CLI against the local runtime", () => {
     expect(result[5]).toEqual({ value: "slow one", attempt: 1 });
   });
 
-  it("--json prints the API's objects for scripts", { timeout: 60_000 }, async () => {
+  it("--json prints the API's objects for scripts", { timeout: 120_000 }, async () => {
     const submitted = await agentry(
       ["--json", "submit", "summarize", "--input", '{"text":"One. Two.","maxSentences":1}', "--wait"],
       api,
@@ -133,7 +133,7 @@ describe("agentry CLI against the local runtime", () => {
   });
 
   it("exits 2 on bad input without sending anything, 3 on an API error, 4 when the API is unreachable", {
-    timeout: 60_000,
+    timeout: 120_000,
   }, async () => {
     const before = await runtime.supervisor.statistics();
     const [badJson, missingFile, notFound, unreachable] = await Promise.all([
@@ -155,7 +155,7 @@ describe("agentry CLI against the local runtime", () => {
     expect(unreachable.stderr).toContain("cannot reach http://127.0.0.1:9");
   });
 
-  it("documents the exit codes in --help", { timeout: 60_000 }, async () => {
+  it("documents the exit codes in --help", { timeout: 120_000 }, async () => {
     const run = await agentry(["--help"]);
 
     expect(run.code, show(run)).toBe(0);

@@ -137,7 +137,41 @@ describe("dashboard in Chromium", () => {
     );
   });
 
+  it("keeps the contrast of every visible text at 4.5:1 or more (WCAG AA)", async () => {
+    const failures = await page.evaluate(LOW_CONTRAST_TEXTS);
+
+    expect(failures).toEqual([]);
+  });
+
   it("logged no console error or warning while all of this happened", () => {
     expect(consoleErrors).toEqual([]);
   });
 });
+
+/**
+ * Run in the page: every element with its own visible text whose colour has less than 4.5:1 contrast
+ * (WCAG 2 relative luminance) with the first opaque background behind it. A string, since this
+ * project's TypeScript has no DOM types.
+ */
+const LOW_CONTRAST_TEXTS = `(() => {
+  const channels = (color) => (color.match(/[\\d.]+/g) || []).map(Number);
+  const linear = (c) => { const s = c / 255; return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; };
+  const luminance = ([r, g, b]) => 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const c = channels(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const problems = [];
+  for (const element of document.querySelectorAll("body *")) {
+    const ownText = [...element.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+    if (!ownText || element.getClientRects().length === 0) continue;
+    const fg = luminance(channels(getComputedStyle(element).color));
+    const bg = luminance(background(element));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    if (ratio < 4.5) problems.push(element.tagName + "." + element.className + " " + JSON.stringify(element.textContent.trim().slice(0, 24)) + ": " + ratio.toFixed(2));
+  }
+  return problems;
+})()`;
