@@ -155,6 +155,46 @@ describe("agentry CLI against the local runtime", () => {
     expect(unreachable.stderr).toContain("cannot reach http://127.0.0.1:9");
   });
 
+  it("agentry dashboard serves the page on localhost and forwards its reads to --api", {
+    timeout: 120_000,
+  }, async () => {
+    const child = spawn("npx", ["--no", "--", "agentry", "dashboard", "--port", "0", "--api", runtime.url], {
+      cwd: root,
+      env: process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    try {
+      let output = "";
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on("data", (chunk: Buffer) => {
+          output += chunk.toString();
+          const match = /at (http:\/\/127\.0\.0\.1:\d+)\//.exec(output);
+          if (match?.[1]) resolve(match[1]);
+        });
+        child.stderr.on("data", (chunk: Buffer) => {
+          output += chunk.toString();
+        });
+        child.once("close", (code) => reject(new Error(`agentry dashboard exited with ${code}:\n${output}`)));
+      });
+
+      const page = await fetch(`${url}/`);
+      const stats = await fetch(`${url}/stats`);
+      const write = await fetch(`${url}/tasks`, { method: "POST", body: "{}" });
+
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("<title>Agentry dashboard</title>");
+      expect(stats.status).toBe(200);
+      expect(await stats.json()).toEqual(await runtime.supervisor.statistics());
+      expect(write.status).toBe(405);
+    } finally {
+      // The whole process group (npx, node): Ctrl-C, as from a terminal.
+      const closed = new Promise((resolve) => child.once("close", resolve));
+      if (child.exitCode === null && child.pid !== undefined) process.kill(-child.pid, "SIGINT");
+      await closed;
+    }
+  });
+
   it("documents the exit codes in --help", { timeout: 120_000 }, async () => {
     const run = await agentry(["--help"]);
 
