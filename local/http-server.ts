@@ -3,6 +3,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 
+/** Answers a GET of a non-API path (`dashboardResponse`), or undefined to leave it to the API. */
+export type PageResponder = (
+  pathname: string,
+) => { status: number; headers: Readonly<Record<string, string>>; body: string } | undefined;
+
 export type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
 /** Largest body the local server reads (API Gateway's payload limit is 10 MB). */
@@ -18,10 +23,16 @@ const MAX_READ_BYTES = 10 * 1024 * 1024;
  */
 export async function serveHttpApi(
   handler: HttpApiHandler,
-  options: { port: number; host: string },
+  options: { port: number; host: string; pages?: PageResponder },
 ): Promise<{ url: string; server: Server; close(): Promise<void> }> {
   const server = createServer((request, response) => {
-    void respond(handler, request, response);
+    // Pages (the dashboard) answer GETs of their own paths; everything else is the API's.
+    const page =
+      request.method === "GET"
+        ? options.pages?.(new URL(request.url ?? "/", "http://x").pathname)
+        : undefined;
+    if (page) response.writeHead(page.status, page.headers).end(page.body);
+    else void respond(handler, request, response);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   Then read it:
     curl -s ${runtime.url}/tasks/<taskId>
   API description: ${runtime.url}/openapi.json
+  Dashboard: ${runtime.url}/   CLI: npx agentry --help
 `);
   let stopping = false;
   const stop = async (signal: string) => {

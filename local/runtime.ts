@@ -22,6 +22,7 @@ import { Sweeper } from "#shared/core/sweeper";
 import { agentRoutes } from "#shared/http/agent-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
 import { jobRoutes } from "#shared/http/job-routes";
+import { queueRoutes } from "#shared/http/queue-routes";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { EventBus } from "#shared/ports/event-bus";
 import type { JobStore } from "#shared/ports/job-store";
@@ -30,6 +31,7 @@ import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
 import { type RunningPoller, startPoller } from "#shared/worker/poller";
 import { type AzureInfrastructure, startAzureInfrastructure } from "./azure.ts";
+import { dashboardResponse } from "./dashboard/index.ts";
 import {
   type EmulatedInfrastructure,
   startEmulatedInfrastructure,
@@ -166,11 +168,17 @@ async function compose(
   const handler = createSupervisorApiHandler({
     supervisor,
     logger,
-    extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
+    extraRoutes: [
+      ...agentRoutes({ agents, messaging }),
+      ...jobRoutes(jobs),
+      // Not every adapter can count its messages (Service Bus needs its administration client).
+      ...(queue.depth ? queueRoutes({ queue: { depth: queue.depth.bind(queue) }, config }) : []),
+    ],
   });
   const server = await serveHttpApi(handler, {
     port: options.port ?? 3000,
     host: options.host ?? "127.0.0.1",
+    pages: dashboardResponse,
   });
 
   const stopAggregating = bus.subscribe(JOB_TASK_EVENT_PATTERN, async (event) => {

@@ -23,6 +23,18 @@ export interface ReceivedTaskMessage {
   readonly receiveCount: number;
 }
 
+/** How many messages one logical queue holds right now; SQS's counts are approximate. */
+export interface QueueDepth {
+  /** Ready to be received. */
+  readonly available: number;
+  /** Received and not yet acked (a worker holds them) or waiting out a retry backoff. */
+  readonly inFlight: number;
+  /** Sent with a delay that has not run out. */
+  readonly delayed: number;
+  /** In the queue's dead-letter queue. */
+  readonly deadLettered: number;
+}
+
 export interface SendFailure {
   readonly index: number;
   readonly message: string;
@@ -54,4 +66,10 @@ export interface TaskQueue {
   retryLater(message: ReceivedTaskMessage, delaySeconds: number): Promise<void>;
   /** Moves the message to the dead-letter queue with a reason, and deletes it from its queue. */
   deadLetter(message: ReceivedTaskMessage, reason: string): Promise<void>;
+  /**
+   * Read-only counts of a queue and its dead-letter queue (dashboards, `GET /stats/queues`). Optional:
+   * Service Bus counts messages only through its administration client (HTTPS, management rights),
+   * which a worker's data-plane connection does not have; without it the route is not served.
+   */
+  depth?(queue: string): Promise<QueueDepth>;
 }

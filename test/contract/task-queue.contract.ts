@@ -18,6 +18,12 @@ export interface TaskQueueContractSubject<Q extends TaskQueue> {
   inspect(queue: Q, name: string): Promise<QueueInspection> | QueueInspection;
   /** Puts a raw body on a queue around the adapter; omit it when the adapter's store cannot hold one. */
   sendRaw?(queue: Q, name: string, body: string): Promise<void>;
+  /**
+   * Whether the adapter implements the optional `depth` (Service Bus counts messages only through
+   * its administration client, which the local peer does not speak).
+   * @default true
+   */
+  readonly measuresDepth?: boolean;
 }
 
 const QUEUE = "diagnostics";
@@ -268,6 +274,34 @@ export function describeTaskQueueContract<Q extends TaskQueue>(
         expect(state.deadLettered).toEqual([
           expect.objectContaining({ body: JSON.stringify(sent), reason: "schema-invalid: missing taskType" }),
         ]);
+      });
+    });
+
+    // An adapter without the optional `depth` has no such tests (registered, not skipped).
+    (subject.measuresDepth === false ? () => {} : describe)("depth", () => {
+      it("counts available, in-flight, delayed and dead-lettered messages of one queue", async () => {
+        await queue.send([
+          ...[1, 2, 3, 4].map(() => ({ queue: QUEUE, body: body() })),
+          { queue: QUEUE, body: body(), delaySeconds: 30 },
+          { queue: HIGH, body: body() },
+        ]);
+        const received = await queue.receive(QUEUE, {
+          maxMessages: 3,
+          waitSeconds: 1,
+          visibilitySeconds: 30,
+        });
+        expect(received).toHaveLength(3);
+        await queue.deadLetter(received[0]!, "depth test");
+        await queue.retryLater(received[1]!, 30);
+
+        // One left visible; one held by a worker, one waiting out its backoff; the other queue apart.
+        expect(await queue.depth?.(QUEUE)).toEqual({
+          available: 1,
+          inFlight: 2,
+          delayed: 1,
+          deadLettered: 1,
+        });
+        expect(await queue.depth?.(HIGH)).toEqual({ available: 1, inFlight: 0, delayed: 0, deadLettered: 0 });
       });
     });
   });

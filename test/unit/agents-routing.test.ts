@@ -261,5 +261,6 @@ function bind(queue: TaskQueue): TaskQueue {
     ack: queue.ack.bind(queue),
     retryLater: queue.retryLater.bind(queue),
     deadLetter: queue.deadLetter.bind(queue),
+    ...(queue.depth ? { depth: queue.depth.bind(queue) } : {}),
   };
 }

@@ -2,6 +2,7 @@ import {
   ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
+  GetQueueAttributesCommand,
   type MessageAttributeValue,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
@@ -11,10 +12,18 @@ import {
 import { AgentryError, DependencyError } from "#shared/domain/errors";
 import type {
   OutgoingTaskMessage,
+  QueueDepth,
   ReceivedTaskMessage,
   SendFailure,
   TaskQueue,
 } from "#shared/ports/task-queue";
+
+/** The SQS attributes `depth` reads. */
+const DEPTH_ATTRIBUTES = [
+  "ApproximateNumberOfMessages",
+  "ApproximateNumberOfMessagesNotVisible",
+  "ApproximateNumberOfMessagesDelayed",
+] as const;
 
 export interface SqsTaskQueueOptions {
   readonly client: SQSClient;
@@ -222,6 +231,37 @@ export class SqsTaskQueue implements TaskQueue {
     await this.client.send(
       new DeleteMessageCommand({ QueueUrl: sourceUrl, ReceiptHandle: message.receiptHandle }),
     );
+  }
+
+  async depth(queue: string): Promise<QueueDepth> {
+    const url = this.queueUrlOf(queue);
+    const deadLetterUrl = Object.hasOwn(this.dlqUrls, queue) ? this.dlqUrls[queue] : undefined;
+    const [counts, deadLettered] = await Promise.all([
+      this.approximateCounts(url),
+      deadLetterUrl === undefined ? undefined : this.approximateCounts(deadLetterUrl),
+    ]);
+    return {
+      available: counts.ApproximateNumberOfMessages,
+      inFlight: counts.ApproximateNumberOfMessagesNotVisible,
+      delayed: counts.ApproximateNumberOfMessagesDelayed,
+      deadLettered: deadLettered?.ApproximateNumberOfMessages ?? 0,
+    };
+  }
+
+  private async approximateCounts(url: string): Promise<Record<(typeof DEPTH_ATTRIBUTES)[number], number>> {
+    try {
+      const { Attributes = {} } = await this.client.send(
+        new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: [...DEPTH_ATTRIBUTES] }),
+      );
+      const count = (name: (typeof DEPTH_ATTRIBUTES)[number]) => Number(Attributes[name] ?? 0) || 0;
+      return {
+        ApproximateNumberOfMessages: count("ApproximateNumberOfMessages"),
+        ApproximateNumberOfMessagesNotVisible: count("ApproximateNumberOfMessagesNotVisible"),
+        ApproximateNumberOfMessagesDelayed: count("ApproximateNumberOfMessagesDelayed"),
+      };
+    } catch (error) {
+      throw new DependencyError(`reading the depth of ${url} failed`, error);
+    }
   }
 
   private async changeVisibility(message: ReceivedTaskMessage, seconds: number): Promise<void> {

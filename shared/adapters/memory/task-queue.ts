@@ -4,6 +4,7 @@ import { AgentryError } from "#shared/domain/errors";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type {
   OutgoingTaskMessage,
+  QueueDepth,
   ReceivedTaskMessage,
   SendFailure,
   TaskQueue,
@@ -114,6 +115,16 @@ export class MemoryTaskQueue implements TaskQueue {
       reason,
       receiveCount: stored?.receiveCount ?? message.receiveCount,
     });
+  }
+
+  async depth(queueName: string): Promise<QueueDepth> {
+    const snapshot = this.inspectQueue(queueName);
+    return {
+      available: snapshot.visible,
+      inFlight: snapshot.inFlight,
+      delayed: snapshot.delayed,
+      deadLettered: snapshot.deadLettered.length,
+    };
   }
 
   /** Test and operations hook: what the queue holds right now. */
