@@ -29,7 +29,7 @@ export const METRICS_NAMESPACE = "Agentry";
 const CREDENTIAL_PROVIDER_PACKAGE = "@aws-sdk/credential-provider-node";
 const LAMBDA_CREDENTIALS_MODULE = join(PROJECT_ROOT, "infra", "bundling", "lambda-credentials.ts");
 
-const ESM_REQUIRE_BANNER =
+export const ESM_REQUIRE_BANNER =
   "import { createRequire as __agentryCreateRequire } from 'node:module'; const require = __agentryCreateRequire(import.meta.url);";
 
 const MIN_MEMORY_MB = 128;
