@@ -3,12 +3,14 @@ import type { ITopic } from "aws-cdk-lib/aws-sns";
 import type { Construct } from "constructs";
 import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
 import { functionEntry } from "./constructs/agentry-function.ts";
+import { containerEntry } from "./constructs/fargate-worker.ts";
 import { AgentryPlatform } from "./constructs/platform.ts";
 
 export interface AgentryStackProps extends StackProps {
   /**
-   * Capabilities, queues and policies. Every capability gets a demo Lambda worker from
-   * `functions/workers/<capability>.ts`.
+   * Capabilities, queues and policies. Every capability gets a demo worker: a Lambda from
+   * `functions/workers/<capability>.ts`, or for `runtime: "fargate"` a Fargate service running
+   * `functions/containers/<capability>.ts`.
    *
    * @default defaultPlatformConfig
    */
@@ -41,7 +43,7 @@ export interface AgentryStackProps extends StackProps {
 }
 
 /**
- * The one Agentry stack: the platform and a demo Lambda worker for each configured capability.
+ * The one Agentry stack: the platform and a demo worker (Lambda or Fargate) for each configured capability.
  * Outputs the API URL.
  *
  * @example
@@ -68,6 +70,13 @@ export class AgentryStack extends Stack {
       alarmTopic: props.alarmTopic,
     });
     for (const capability of config.capabilities) {
+      if (capability.runtime === "fargate") {
+        this.platform.addFargateWorker({
+          capabilities: [capability.name],
+          entry: containerEntry(`${capability.name}.ts`),
+        });
+        continue;
+      }
       this.platform.addLambdaWorker({
         capability: capability.name,
         entry: functionEntry(`workers/${capability.name}.ts`),
