@@ -118,7 +118,8 @@ async function setup(options: { drainSeconds: number; faults?: boolean }) {
     for (;;) {
       const task = await store.get(id);
       if (accept(task)) return task;
-      if (Date.now() > deadline) throw new Error(`task ${id} not as expected in time: ${JSON.stringify(task)}`);
+      if (Date.now() > deadline)
+        throw new Error(`task ${id} not as expected in time: ${JSON.stringify(task)}`);
       await sleep(100);
     }
   };

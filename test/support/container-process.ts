@@ -56,7 +56,10 @@ export async function startContainerProcess(
     }),
     new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`the container worker did not start in ${startTimeoutMs} ms: ${JSON.stringify(logs)}`)),
+        () =>
+          reject(
+            new Error(`the container worker did not start in ${startTimeoutMs} ms: ${JSON.stringify(logs)}`),
+          ),
         startTimeoutMs,
       );
     }),

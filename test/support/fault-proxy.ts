@@ -2,7 +2,10 @@ import { Agent, createServer, request, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
 /** What the proxy does with one request: pass it on, answer it with an error, or cut the connection. */
-export type Fault = "pass" | "drop" | { readonly status: number; readonly body: unknown; readonly headers?: Record<string, string> };
+export type Fault =
+  | "pass"
+  | "drop"
+  | { readonly status: number; readonly body: unknown; readonly headers?: Record<string, string> };
 
 export interface FaultProxy {
   readonly url: string;
