@@ -3,13 +3,14 @@ import type { ITopic } from "aws-cdk-lib/aws-sns";
 import type { Construct } from "constructs";
 import { platformConfig, workers } from "#shared/agents/workers";
 import { assertEveryCapabilityServed, type PlatformConfig } from "#shared/config/platform";
+import { containerEntry } from "./constructs/fargate-worker.ts";
 import { AgentryPlatform } from "./constructs/platform.ts";
 
 export interface AgentryStackProps extends StackProps {
   /**
-   * Capabilities, queues and policies. Every capability gets a Lambda worker running the registered
-   * worker that serves it (`shared/agents/workers.ts`); a capability no registered worker serves is
-   * refused at synth, naming it.
+   * Capabilities, queues and policies. Every capability gets a worker running the registered worker
+   * that serves it (`shared/agents/workers.ts`): a Lambda function, or for `runtime: "fargate"` an ECS
+   * Fargate service; a capability no registered worker serves is refused at synth, naming it.
    *
    * @default - `platformConfig`: derived from the registered workers
    */
@@ -42,8 +43,8 @@ export interface AgentryStackProps extends StackProps {
 }
 
 /**
- * The one Agentry stack: the platform and a Lambda worker for each configured capability, running
- * the registered worker that serves it.
+ * The one Agentry stack: the platform and a worker (Lambda or Fargate) for each configured capability,
+ * running the registered worker that serves it.
  * Outputs the API URL.
  *
  * @example
@@ -71,6 +72,13 @@ export class AgentryStack extends Stack {
       alarmTopic: props.alarmTopic,
     });
     for (const capability of config.capabilities) {
+      if (capability.runtime === "fargate") {
+        this.platform.addFargateWorker({
+          capabilities: [capability.name],
+          entry: containerEntry("worker.ts"),
+        });
+        continue;
+      }
       this.platform.addLambdaWorker({ capability: capability.name });
     }
 

@@ -8,7 +8,7 @@ import { Architecture, type IFunction, LoggingFormat, Tracing } from "aws-cdk-li
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
-import { Construct } from "constructs";
+import { Construct, type IConstruct } from "constructs";
 import type { PlatformConfig } from "#shared/config/platform";
 import { ESBUILD_TARGET, LAMBDA_NODE_RUNTIME } from "../node-runtime.ts";
 
@@ -30,7 +30,7 @@ export const METRICS_NAMESPACE = "Agentry";
 const CREDENTIAL_PROVIDER_PACKAGE = "@aws-sdk/credential-provider-node";
 const LAMBDA_CREDENTIALS_MODULE = join(PROJECT_ROOT, "infra", "bundling", "lambda-credentials.ts");
 
-const ESM_REQUIRE_BANNER =
+export const ESM_REQUIRE_BANNER =
   "import { createRequire as __agentryCreateRequire } from 'node:module'; const require = __agentryCreateRequire(import.meta.url);";
 
 const MIN_MEMORY_MB = 128;
@@ -237,15 +237,19 @@ export class AgentryFunction extends Construct {
 export const CONDITIONAL_GRANTS_METADATA = "AgentryConditionalGrants";
 
 /**
- * Records, on the function's template resource, the grants its role holds that a run may never use,
+ * Records, on the template resource of a function (or an ECS task definition, for its task role), the
+ * grants its role holds that a run may never use,
  * each with the reason — said by the construct that grants them, so the synthesized-app test (which
  * checks that every grant is either used or explained) follows whatever functions the stack deploys.
  *
  * @example
  * declareConditionalGrants(fn, { "sqs:SendMessage": "only to retry a failed attempt" });
  */
-export function declareConditionalGrants(fn: IFunction, reasons: Readonly<Record<string, string>>): void {
-  const resource = fn.node.defaultChild as CfnResource;
+export function declareConditionalGrants(
+  principal: IFunction | IConstruct,
+  reasons: Readonly<Record<string, string>>,
+): void {
+  const resource = principal.node.defaultChild as CfnResource;
   const existing = (resource.getMetadata(CONDITIONAL_GRANTS_METADATA) ?? {}) as Record<string, string>;
   resource.addMetadata(CONDITIONAL_GRANTS_METADATA, { ...existing, ...reasons });
 }

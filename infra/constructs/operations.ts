@@ -11,7 +11,9 @@ import {
   TreatMissingData,
 } from "aws-cdk-lib/aws-cloudwatch";
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
+import type { FargateService } from "aws-cdk-lib/aws-ecs";
 import type { IFunction } from "aws-cdk-lib/aws-lambda";
+import { FilterPattern, type ILogGroup, MetricFilter } from "aws-cdk-lib/aws-logs";
 import type { ITopic } from "aws-cdk-lib/aws-sns";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
@@ -52,7 +54,8 @@ export interface OperationsProps {
  * - dead-letter queues: any visible message;
  * - task queues: the age of the oldest message;
  * - functions: any error, any throttle;
- * - the HTTP API: 5xx responses.
+ * - the HTTP API: 5xx responses;
+ * - Fargate workers: any error logged (a task message that failed), memory close to the limit.
  *
  * @example
  * const ops = new Operations(this, "Operations", { alarmTopic });
@@ -141,6 +144,41 @@ export class Operations extends Construct {
         fn.metricDuration({ statistic: Stats.percentile(99) }),
       ]),
       alarmStatus(name, [errors, throttles]),
+    );
+  }
+
+  /**
+   * The Lambda worker alarms, for a Fargate worker: any error its containers logged (the counterpart
+   * of a function error: a task message failed and will be redelivered) and memory above 90 % of
+   * the limit (the counterpart of a throttle: the service is about to lose containers). Graphs
+   * running tasks, CPU and memory.
+   */
+  monitorFargateService(name: string, service: FargateService, logGroup: ILogGroup): void {
+    const scope = new Construct(this, `FargateService-${name}`);
+    const errorLines = new MetricFilter(scope, "ErrorLogs", {
+      logGroup,
+      filterPattern: FilterPattern.stringValue("$.level", "=", "ERROR"),
+      metricNamespace: "Agentry",
+      metricName: `${name}-errors`,
+      metricValue: "1",
+    });
+    const errors = this.createAlarm(scope, "Errors", {
+      metric: errorLines.metric({ period: ALARM_PERIOD, statistic: Stats.SUM }),
+      threshold: 0,
+      description: `${name}: a container logged an error in 5 minutes`,
+    });
+    const memory = this.createAlarm(scope, "Memory", {
+      metric: service.metricMemoryUtilization({ period: ALARM_PERIOD, statistic: Stats.MAXIMUM }),
+      threshold: 90,
+      description: `${name}: memory above 90 % of the task's limit`,
+    });
+    this.dashboard.addWidgets(
+      graph(`${name} CPU and memory (%)`, [
+        service.metricCpuUtilization({ statistic: Stats.MAXIMUM }),
+        service.metricMemoryUtilization({ statistic: Stats.MAXIMUM }),
+      ]),
+      graph(`${name} errors logged`, [errorLines.metric({ statistic: Stats.SUM })]),
+      alarmStatus(name, [errors, memory]),
     );
   }
 

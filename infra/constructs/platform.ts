@@ -1,11 +1,21 @@
 import { RemovalPolicy } from "aws-cdk-lib";
-import type { RetentionDays } from "aws-cdk-lib/aws-logs";
+import {
+  FlowLogDestination,
+  FlowLogTrafficType,
+  GatewayVpcEndpointAwsService,
+  type IVpc,
+  SubnetType,
+  Vpc,
+} from "aws-cdk-lib/aws-ec2";
+import { Cluster, ContainerInsights } from "aws-cdk-lib/aws-ecs";
+import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { ITopic } from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
 import { platformConfig } from "#shared/agents/workers";
 import type { PlatformConfig } from "#shared/config/platform";
 import { Aggregation } from "./aggregation.ts";
 import { AgentryEventBus } from "./event-bus.ts";
+import { FargateWorker, type FargateWorkerOptions } from "./fargate-worker.ts";
 import { LambdaWorker, type LambdaWorkerOptions } from "./lambda-worker.ts";
 import { Operations } from "./operations.ts";
 import { SupervisorApi } from "./supervisor-api.ts";
@@ -71,6 +81,24 @@ export interface AgentryPlatformProps {
    * @default - alarms without actions
    */
   readonly alarmTopic?: ITopic;
+  /**
+   * The VPC Fargate workers run in, in subnets with a route to AWS APIs (`fargateSubnets`).
+   *
+   * @default - created with the first Fargate worker: two AZs of public subnets, no NAT gateway,
+   * gateway endpoints for DynamoDB and S3, flow logs of rejected traffic
+   */
+  readonly fargateVpc?: IVpc;
+  /**
+   * Subnets of `fargateVpc` for the workers; give private subnets (with a NAT gateway or interface
+   * endpoints) together with `fargateAssignPublicIp: false`.
+   *
+   * @default - the public subnets
+   */
+  readonly fargateSubnetType?: SubnetType;
+  /**
+   * @default true
+   */
+  readonly fargateAssignPublicIp?: boolean;
 }
 
 /**
@@ -99,12 +127,19 @@ export class AgentryPlatform extends Construct {
   private readonly removalPolicy: RemovalPolicy;
   private readonly logRetention: RetentionDays | undefined;
   private readonly lambdaWorkers = new Map<string, LambdaWorker>();
+  private readonly fargateWorkers = new Map<string, FargateWorker>();
+  private readonly fargateNetwork: Pick<
+    AgentryPlatformProps,
+    "fargateVpc" | "fargateSubnetType" | "fargateAssignPublicIp"
+  >;
+  private cluster: Cluster | undefined;
 
   constructor(scope: Construct, id: string, props: AgentryPlatformProps = {}) {
     super(scope, id);
     this.config = props.config ?? platformConfig;
     this.removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.logRetention = props.logRetention;
+    this.fargateNetwork = props;
     const logs = { logRetention: this.logRetention, logRemovalPolicy: this.removalPolicy };
 
     this.tasks = new TaskTable(this, "Tasks", {
@@ -138,6 +173,51 @@ export class AgentryPlatform extends Construct {
     }
   }
 
+  /** The Fargate workers added so far. */
+  get containerWorkers(): readonly FargateWorker[] {
+    return [...new Set(this.fargateWorkers.values())];
+  }
+
+  /**
+   * Deploys a worker agent as long-running pollers on ECS Fargate consuming the queues of its
+   * capabilities (each with `runtime: "fargate"` in the config, each served by one worker), scaled on
+   * backlog per task from `minTasks` (0: scale to zero) to `maxTasks`, with the platform's table, bus,
+   * alarms and log settings. The first one creates the cluster (Container Insights on) and, unless
+   * `fargateVpc` was given, its VPC without a NAT gateway.
+   *
+   * @example
+   * platform.addFargateWorker({ capabilities: ["research"], entry: containerEntry("worker.ts"), maxTasks: 4 });
+   */
+  addFargateWorker(options: FargateWorkerOptions): FargateWorker {
+    for (const capability of options.capabilities) {
+      if (this.fargateWorkers.has(capability)) {
+        throw new Error(`a Fargate worker for capability "${capability}" already exists`);
+      }
+    }
+    this.cluster ??= new Cluster(this, "WorkerCluster", {
+      vpc: this.fargateNetwork.fargateVpc ?? createWorkerVpc(this, this.logRetention, this.removalPolicy),
+      containerInsightsV2: ContainerInsights.ENABLED,
+    });
+    const worker = new FargateWorker(this, `${pascalCase(options.capabilities.join("-"))}FargateWorker`, {
+      logRetention: this.logRetention,
+      logRemovalPolicy: this.removalPolicy,
+      ...options,
+      taskQueues: this.taskQueues,
+      table: this.tasks.table,
+      eventBus: this.bus.eventBus,
+      cluster: this.cluster,
+      vpcSubnets: { subnetType: this.fargateNetwork.fargateSubnetType ?? SubnetType.PUBLIC },
+      assignPublicIp: this.fargateNetwork.fargateAssignPublicIp ?? true,
+    });
+    for (const capability of options.capabilities) this.fargateWorkers.set(capability, worker);
+    this.operations.monitorFargateService(
+      `${options.capabilities.join("-")}-worker`,
+      worker.service,
+      worker.logGroup,
+    );
+    return worker;
+  }
+
   /** The Lambda workers added so far. */
   get workers(): readonly LambdaWorker[] {
     return [...this.lambdaWorkers.values()];
@@ -163,6 +243,38 @@ export class AgentryPlatform extends Construct {
     this.operations.monitorFunction(`${options.capability}-worker`, worker.handler.function);
     return worker;
   }
+}
+
+/**
+ * The platform's Fargate workers network: a VPC with public subnets only and no NAT gateway (tasks
+ * reach AWS APIs through their public IP, and DynamoDB and S3 (ECR image layers) through free gateway
+ * endpoints), with flow logs of rejected traffic.
+ */
+function createWorkerVpc(
+  scope: Construct,
+  logRetention: RetentionDays | undefined,
+  removalPolicy: RemovalPolicy,
+): Vpc {
+  const vpc = new Vpc(scope, "WorkerVpc", {
+    maxAzs: 2,
+    natGateways: 0,
+    subnetConfiguration: [{ name: "public", subnetType: SubnetType.PUBLIC, cidrMask: 24 }],
+    gatewayEndpoints: {
+      DynamoDB: { service: GatewayVpcEndpointAwsService.DYNAMODB },
+      S3: { service: GatewayVpcEndpointAwsService.S3 },
+    },
+    // No custom resource (a Lambda) to empty the default security group: nothing uses it.
+    restrictDefaultSecurityGroup: false,
+  });
+  const flowLogs = new LogGroup(scope, "WorkerVpcFlowLogs", {
+    retention: logRetention ?? RetentionDays.ONE_MONTH,
+    removalPolicy,
+  });
+  vpc.addFlowLog("FlowLog", {
+    destination: FlowLogDestination.toCloudWatchLogs(flowLogs),
+    trafficType: FlowLogTrafficType.REJECT,
+  });
+  return vpc;
 }
 
 function pascalCase(name: string): string {

@@ -3,7 +3,12 @@ import { Grant, type IGrantable } from "aws-cdk-lib/aws-iam";
 import { type IQueue, Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { platformConfig } from "#shared/agents/workers";
-import { type CapabilityConfig, type PlatformConfig, queuesForCapability } from "#shared/config/platform";
+import {
+  type CapabilityConfig,
+  type PlatformConfig,
+  pollerLeaseSeconds,
+  queuesForCapability,
+} from "#shared/config/platform";
 import { createDeadLetterQueue } from "./dead-letter-queue.ts";
 
 /** Lambda's SQS event source mapping requires visibility ≥ 6 × the function timeout (AWS guidance). */
@@ -26,7 +31,10 @@ export interface TierQueue {
   readonly tier: "high" | "normal";
   readonly queue: Queue;
   readonly deadLetterQueue: Queue;
-  /** The source queue's visibility timeout: 6 × the capability's worker timeout. */
+  /**
+   * The source queue's visibility timeout: 6 × the capability's worker timeout, or for a Fargate
+   * capability the poller's lease (`pollerLeaseSeconds`).
+   */
   readonly visibilityTimeout: Duration;
 }
 
@@ -90,8 +98,11 @@ export class TaskQueues extends Construct {
         const deadLetterQueue = createDeadLetterQueue(scopeForQueue, "DeadLetterQueue", {
           retentionPeriod: deadLetterRetentionPeriod,
         });
+        // A Lambda's event source needs 6 × its timeout; a poller sets (and renews) its own lease.
         const visibilityTimeout = Duration.seconds(
-          capability.workerTimeoutSeconds * VISIBILITY_TIMEOUT_MULTIPLIER,
+          capability.runtime === "fargate"
+            ? pollerLeaseSeconds(this.config)
+            : capability.workerTimeoutSeconds * VISIBILITY_TIMEOUT_MULTIPLIER,
         );
         const queue = new Queue(scopeForQueue, "Queue", {
           encryption: QueueEncryption.SQS_MANAGED,
@@ -189,6 +200,19 @@ export class TaskQueues extends Construct {
     return grantOnQueues(
       grantee,
       ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+      this.own(queues).map((q) => q.queue),
+    );
+  }
+
+  /**
+   * Grants what a long-running poller (`startPoller`) calls on the queues it consumes, and no more:
+   * `ReceiveMessage`, `DeleteMessage` (batch included) and `ChangeMessageVisibility` (lease renewal and
+   * release). No `GetQueueAttributes` or `GetQueueUrl`: it receives from the URLs in `QUEUE_URLS`.
+   */
+  grantPoll(grantee: IGrantable, queues: readonly TierQueue[]): Grant {
+    return grantOnQueues(
+      grantee,
+      ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
       this.own(queues).map((q) => q.queue),
     );
   }

@@ -85,4 +85,42 @@ export const diagnosticsWorker = defineWorker({
   examples: { echo: { value: { hello: "agents" } } },
 });
 
-export const demoWorkers = [textAnalysisWorker, summarizationWorker, diagnosticsWorker] as const;
+/**
+ * A long-running agent (deployed on ECS Fargate, see functions/containers/worker.ts): works through
+ * `steps` steps of `stepMs` each, stopping at once when its signal fires (cancel, timeout, lease lost
+ * or a shutdown release).
+ */
+export const researchWorker = defineWorker({
+  agentType: "researcher",
+  capabilities: ["research"],
+  maxConcurrentTasks: 4,
+  // Tasks may outlast Lambda's 15 minutes' budget: long-running pollers, scaled to zero when idle.
+  deployment: { runsOn: "fargate", timeoutSeconds: 900, maxConcurrency: 4 },
+  handlers: {
+    research: async (input, ctx) => {
+      const { topic, steps, stepMs } = parseInput(
+        z.object({
+          topic: z.string().min(1).max(1000),
+          steps: z.int().min(1).max(1000).default(3),
+          stepMs: z.int().min(0).max(600_000).default(1_000),
+        }),
+        input,
+      );
+      const findings: string[] = [];
+      for (let step = 1; step <= steps; step++) {
+        if (stepMs > 0) await sleep(stepMs, undefined, { signal: ctx.signal });
+        findings.push(`${topic}: finding ${step}`);
+      }
+      return { topic, findings, attempt: ctx.attempt };
+    },
+  },
+  examples: { research: { topic: "queues", steps: 2, stepMs: 100 } },
+});
+
+/** The demo agents, for tests that run them beside workers of their own. */
+export const demoWorkers = [
+  textAnalysisWorker,
+  summarizationWorker,
+  diagnosticsWorker,
+  researchWorker,
+] as const;

@@ -1,6 +1,6 @@
 import { type PlatformConfig, platformConfigFor } from "#shared/config/platform";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
-import { diagnosticsWorker, summarizationWorker, textAnalysisWorker } from "./demo.ts";
+import { diagnosticsWorker, researchWorker, summarizationWorker, textAnalysisWorker } from "./demo.ts";
 
 /**
  * The one registration point: every worker the platform runs. Add a worker here and it runs
@@ -17,6 +17,7 @@ export const workers: readonly WorkerDefinition[] = [
   textAnalysisWorker,
   summarizationWorker,
   diagnosticsWorker,
+  researchWorker,
 ];
 
 {

@@ -10,9 +10,21 @@ export interface CapabilityConfig {
   readonly name: string;
   /** Worker timeout in seconds for this capability's handlers (the Lambda timeout on AWS). */
   readonly workerTimeoutSeconds: number;
-  /** Most concurrent Lambda invocations for this capability (SQS event source MaximumConcurrency). */
+  /**
+   * Most concurrent Lambda invocations for this capability (SQS event source MaximumConcurrency); for
+   * a Fargate capability, the most tasks its service scales out to.
+   */
   readonly maxConcurrency: number;
+  /**
+   * What serves the capability on AWS: SQS-triggered Lambdas (queue visibility 6 × the worker
+   * timeout), or long-running pollers on ECS Fargate (queue visibility = `pollerLeaseSeconds`, which
+   * the pollers renew while a task runs). Locally every capability runs in process either way.
+   * @default "lambda"
+   */
+  readonly runtime?: CapabilityRuntime;
 }
+
+export type CapabilityRuntime = "lambda" | "fargate";
 
 export interface RetryPolicy {
   /** Default attempts per task when the submission does not say. */
@@ -48,7 +60,15 @@ export interface PlatformConfig {
   readonly shards: number;
   /** Days a finished task is kept before the store's TTL removes it. */
   readonly finishedTaskRetentionDays: number;
+  /**
+   * A long-running poller's lease on a message and its task, renewed every third of it while the
+   * handler runs: a crashed poller's tasks are taken over after at most this.
+   * @default 60 (DEFAULT_POLLER_LEASE_SECONDS)
+   */
+  readonly pollerLeaseSeconds?: number;
 }
+
+export const DEFAULT_POLLER_LEASE_SECONDS = 60;
 
 export const HIGH_TIER_SUFFIX = "-high";
 
@@ -86,14 +106,16 @@ export interface WorkerDeclaration {
   readonly capabilities: readonly string[];
   readonly handlers: Readonly<Record<string, unknown>>;
   readonly deployment?: {
+    readonly runsOn?: CapabilityRuntime;
     readonly timeoutSeconds?: number;
     readonly maxConcurrency?: number;
   };
 }
 
 /**
- * The platform configuration for a set of workers: one capability (queue pair, Lambda function) per
- * capability a worker serves, with the worker's timeout and concurrency, and each task type routed to
+ * The platform configuration for a set of workers: one capability (queue pair; a Lambda function, or
+ * a Fargate service for `runsOn: "fargate"`) per capability a worker serves, with the worker's
+ * timeout and concurrency, and each task type routed to
  * the first capability of the worker that handles it. A capability or task type claimed by two
  * workers is refused, naming both: tasks on a shared queue would reach a worker without their handler.
  *
@@ -118,10 +140,12 @@ export function platformConfigFor(
         );
       }
       capabilityOwner.set(name, worker.agentType);
+      const runsOn = worker.deployment?.runsOn;
       capabilities.push({
         name,
         workerTimeoutSeconds: worker.deployment?.timeoutSeconds ?? DEFAULT_WORKER_TIMEOUT_SECONDS,
         maxConcurrency: worker.deployment?.maxConcurrency ?? DEFAULT_WORKER_MAX_CONCURRENCY,
+        ...(runsOn === undefined || runsOn === "lambda" ? {} : { runtime: runsOn }),
       });
     }
     const [primary] = worker.capabilities;
@@ -177,6 +201,11 @@ export function queuesForCapability(capability: string): readonly [high: string,
   return [`${capability}${HIGH_TIER_SUFFIX}`, capability];
 }
 
+/** The lease a long-running poller holds a message and its task for (see `pollerLeaseSeconds`). */
+export function pollerLeaseSeconds(config: PlatformConfig): number {
+  return config.pollerLeaseSeconds ?? DEFAULT_POLLER_LEASE_SECONDS;
+}
+
 export function findCapability(config: PlatformConfig, name: string): CapabilityConfig | undefined {
   return config.capabilities.find((c) => c.name === name);
 }
@@ -189,6 +218,7 @@ const PlatformConfigSchema = z
           name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
           workerTimeoutSeconds: z.int().min(1).max(900),
           maxConcurrency: z.int().min(2).max(1000),
+          runtime: z.enum(["lambda", "fargate"]).optional(),
         }),
       )
       .min(1),
@@ -207,6 +237,7 @@ const PlatformConfigSchema = z
     jobReconcileSeconds: z.int().min(1).max(86_400).default(defaultPolicies.jobReconcileSeconds),
     shards: z.int().min(1).max(1000),
     finishedTaskRetentionDays: z.int().min(1),
+    pollerLeaseSeconds: z.int().min(3).max(43_200).optional(),
   })
   .refine((c) => c.stuckSubmittedSeconds > c.retry.maxDelaySeconds, {
     path: ["stuckSubmittedSeconds"],

@@ -58,6 +58,12 @@ export interface ProcessOptions {
   readonly extendMessageLease?: (seconds: number) => Promise<void>;
   /** Epoch ms by which the handler must be done (a Lambda invocation's deadline). */
   readonly deadlineMs?: number;
+  /**
+   * Fires when the worker must give the task up (a poller shutting down): the handler is aborted,
+   * the lease is ended at once so another worker can take the task over, and the settlement is a
+   * `release` with no delay. The interrupted attempt counts, as a crash's would.
+   */
+  readonly release?: AbortSignal;
 }
 
 export interface DispatcherDeps {
@@ -73,6 +79,12 @@ export interface DispatcherDeps {
   readonly cancelCheckIntervalMs?: number;
   /** Publish events at the end of a batch (`flushEvents`) rather than after each write. */
   readonly deferEvents?: boolean;
+  /**
+   * A long-running poller's lease: a claim holds the task (and its message) this long, renewed every
+   * third of it while the handler runs, so a crashed worker's task is taken over after at most this,
+   * not after its whole timeout. @default - the task's timeout + leaseGraceSeconds, never renewed
+   */
+  readonly leaseSeconds?: number;
   /** Called when this worker starts and finishes running a task (worker-pool bookkeeping). */
   readonly onTaskStart?: (task: Task) => Promise<void> | void;
   readonly onTaskEnd?: (task: Task) => Promise<void> | void;
@@ -89,7 +101,7 @@ const LEASED_WRITE_ROUNDS = 5;
 
 class AbortReason extends Error {
   constructor(
-    readonly kind: "canceled" | "timeout" | "lease_lost",
+    readonly kind: "canceled" | "timeout" | "lease_lost" | "released",
     message: string,
   ) {
     super(message);
@@ -215,9 +227,7 @@ export class Dispatcher {
       patch: {
         attempts: task.attempts + 1,
         leaseToken: randomUUID(),
-        leaseExpiresAt: new Date(
-          now.getTime() + (timeoutSeconds + this.deps.config.leaseGraceSeconds) * 1000,
-        ).toISOString(),
+        leaseExpiresAt: new Date(now.getTime() + this.leaseSeconds(timeoutSeconds) * 1000).toISOString(),
         workerAgentId: this.deps.agentId,
         startedAt: task.startedAt ?? now.toISOString(),
         updatedAt: now.toISOString(),
@@ -241,7 +251,9 @@ export class Dispatcher {
   private async run(task: Task, handler: TaskHandler, options: ProcessOptions): Promise<Settlement> {
     const leaseToken = task.leaseToken ?? "";
     const timeoutSeconds = this.timeoutSeconds(task);
-    const leaseSeconds = timeoutSeconds + this.deps.config.leaseGraceSeconds;
+    const leaseSeconds = this.leaseSeconds(timeoutSeconds);
+    const renewEveryMs = this.deps.leaseSeconds === undefined ? undefined : (leaseSeconds * 1000) / 3;
+    let renewedMs = this.clock.now().getTime();
     const controller = new AbortController();
     const abort = (reason: AbortReason) => {
       if (!controller.signal.aborted) controller.abort(reason);
@@ -276,12 +288,20 @@ export class Dispatcher {
       if (current.cancelRequested) abort(new AbortReason("canceled", "the task was canceled"));
     };
     const watcher = setInterval(
-      () =>
-        void checkLease(false).catch((error: unknown) =>
-          logger.warn("cancel check failed", { error: String(error) }),
-        ),
-      this.deps.cancelCheckIntervalMs ?? 1_000,
+      () => {
+        const renew = renewEveryMs !== undefined && this.clock.now().getTime() - renewedMs >= renewEveryMs;
+        if (renew) renewedMs = this.clock.now().getTime();
+        void checkLease(renew)
+          .then(() =>
+            renew && !controller.signal.aborted ? options.extendMessageLease?.(leaseSeconds) : undefined,
+          )
+          .catch((error: unknown) => logger.warn("lease check failed", { error: String(error) }));
+      },
+      Math.min(this.deps.cancelCheckIntervalMs ?? 1_000, renewEveryMs ?? Number.POSITIVE_INFINITY),
     );
+    const onRelease = () => abort(new AbortReason("released", "the worker is shutting down"));
+    if (options.release?.aborted) onRelease();
+    else options.release?.addEventListener("abort", onRelease, { once: true });
 
     const context: TaskContext = {
       taskId: task.taskId,
@@ -318,6 +338,7 @@ export class Dispatcher {
     } finally {
       clearTimeout(timer);
       clearInterval(watcher);
+      options.release?.removeEventListener("abort", onRelease);
     }
     const executionTimeMs = this.clock.now().getTime() - startedMs;
     try {
@@ -364,6 +385,11 @@ export class Dispatcher {
     const error = outcome.error;
     if (error instanceof AbortReason && error.kind === "lease_lost") {
       return { kind: "ack", reason: "lease lost; the current holder records the outcome" };
+    }
+    if (error instanceof AbortReason && error.kind === "released") {
+      // Ends the lease now (a guarded no-op if it is already lost): the next delivery takes over.
+      await this.extendLease(task, leaseToken, 0);
+      return { kind: "release", delaySeconds: 0, reason: "released by a stopping worker" };
     }
     if (error instanceof AbortReason && error.kind === "canceled") {
       return this.settleFinish(await this.finish(task, "canceled", {}, { leaseToken }));
@@ -527,6 +553,11 @@ export class Dispatcher {
     const entry: CommittedEvents = { taskId: task.taskId, version: task.version, events };
     if (this.deps.deferEvents) this.deferred.push(entry);
     else await this.deps.relay.publish([entry]);
+  }
+
+  private leaseSeconds(timeoutSeconds: number): number {
+    const whole = timeoutSeconds + this.deps.config.leaseGraceSeconds;
+    return this.deps.leaseSeconds === undefined ? whole : Math.min(whole, this.deps.leaseSeconds);
   }
 
   private timeoutSeconds(task: Task): number {

@@ -32,11 +32,12 @@ export interface WorkerDefinition {
 /** Where and how a worker's capabilities run. */
 export interface WorkerDeployment {
   /**
-   * Where the worker runs when deployed.
+   * Where the worker runs when deployed: SQS-triggered Lambdas (up to 15 minutes a task), or
+   * long-running pollers on ECS Fargate (scaled to zero when idle; see "Workers on ECS Fargate").
    *
    * @default "lambda"
    */
-  readonly runsOn?: "lambda";
+  readonly runsOn?: "lambda" | "fargate";
   /**
    * Handler timeout in seconds for the worker's capabilities (the Lambda timeout; tasks may ask for
    * less, never more).
@@ -45,7 +46,8 @@ export interface WorkerDeployment {
    */
   readonly timeoutSeconds?: number;
   /**
-   * Most concurrent invocations per capability (the SQS event source's MaximumConcurrency).
+   * Most concurrent invocations per capability (the SQS event source's MaximumConcurrency); on
+   * Fargate, the most tasks its service scales out to.
    *
    * @default 5
    */
@@ -62,7 +64,7 @@ const DefinitionSchema = z.object({
   ),
   deployment: z
     .object({
-      runsOn: z.literal("lambda").optional(),
+      runsOn: z.enum(["lambda", "fargate"]).optional(),
       timeoutSeconds: z.int().min(1).max(900).optional(),
       maxConcurrency: z.int().min(2).max(1000).optional(),
     })

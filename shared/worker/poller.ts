@@ -1,8 +1,10 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { PlatformConfig } from "#shared/config/platform";
 import { queuesForCapability } from "#shared/config/platform";
 import { Dispatcher, type DispatcherDeps, type WorkerLogger } from "#shared/core/dispatcher";
 import type { EventRelay } from "#shared/core/event-relay";
 import { agentInboxQueue } from "#shared/core/routing";
+import { ValidationError } from "#shared/domain/errors";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { Clock } from "#shared/ports/clock";
 import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
@@ -33,23 +35,77 @@ export interface PollerOptions {
   readonly registry?: AgentRegistry;
   /** @default a third of `config.agentStalenessSeconds` */
   readonly heartbeatIntervalMs?: number;
+  /**
+   * With a registry: declare and consume the agent's own task inbox (`agent-<agentId>`). A deployed
+   * poller has no queue of its own and consumes its capability queues only. @default true
+   */
+  readonly inbox?: boolean;
+  /** Most tasks this instance runs at once. @default the worker's `maxConcurrentTasks` */
+  readonly concurrency?: number;
+  /**
+   * The lease a received message and a claimed task are held for, renewed every third of it while the
+   * handler runs (ChangeMessageVisibility and the task's lease): a crashed poller's tasks are taken
+   * over after at most this. @default - the task's timeout + leaseGraceSeconds, not renewed
+   */
+  readonly leaseSeconds?: number;
+  /** Backoff after failed receives (throttling, outages) and idle rounds: full jitter, doubling. */
+  readonly backoff?: PollerBackoff;
+  /** @default Math.random */
+  readonly random?: () => number;
+}
+
+export interface PollerBackoff {
+  /** First delay after a failed receive. @default 200 */
+  readonly errorBaseMs?: number;
+  /** @default 20_000 */
+  readonly errorMaxMs?: number;
+  /**
+   * Ceiling of the pause after consecutive empty receive rounds (100 ms, doubling), counting the time
+   * the receive itself waited: an honoured long poll adds nothing, while an empty answer that comes
+   * back early (an endpoint that does not long-poll, a short wait) no longer spins the loop.
+   * @default waitSeconds × 1000
+   */
+  readonly idleMaxMs?: number;
+}
+
+export interface PollerStopOptions {
+  /**
+   * How long running tasks may take to finish; the ones still running then are released: their
+   * handlers are aborted, their leases ended and their messages made visible, so another poller
+   * takes them over at once. @default - wait for every task to finish
+   */
+  readonly drainMs?: number;
+}
+
+/** What a running poller reports to its health check. */
+export interface PollerHealth {
+  /** `receiving`, `draining` (stop called), or `stopped`. */
+  readonly state: "receiving" | "draining" | "stopped";
+  readonly runningTasks: number;
+  /** When the receive loop last went round (a receive returned or failed). */
+  readonly lastLoopAt: Date;
+  /** Receives that failed in a row (0 once one succeeds). */
+  readonly consecutiveReceiveFailures: number;
 }
 
 export interface RunningPoller {
   readonly agentId: string;
-  /** Stops receiving, lets running tasks finish, and resolves when they have. */
-  stop(): Promise<void>;
+  health(): PollerHealth;
+  /** Stops receiving, lets running tasks finish (or releases them after `drainMs`), unregisters. */
+  stop(options?: PollerStopOptions): Promise<void>;
 }
 
 /**
- * Runs a worker as a long-lived poller: receives from each capability's high tier first, runs up to
- * `maxConcurrentTasks` tasks at once, and settles every message. Used in process by `npm start` and
- * as the ECS Fargate worker's main loop.
+ * Runs a worker as a long-lived poller: receives from each capability's high tier first (long
+ * polling on the last queue), runs up to `concurrency` tasks at once, keeps the leases of running
+ * tasks alive (with `leaseSeconds`), backs off on failed and empty receives, and settles every
+ * message. Used in process by `npm start` and as the ECS Fargate worker's main loop
+ * (`runContainerWorker`).
  *
  * @example
  * const poller = startPoller(diagnosticsWorker, { store, queue, relay, config, logger, agentId: "diag-1" });
- * // later
- * await poller.stop();
+ * // later: let running tasks finish for up to 25 s, release the rest
+ * await poller.stop({ drainMs: 25_000 });
  */
 export function startPoller(worker: WorkerDefinition, options: PollerOptions): RunningPoller {
   const presence: AgentPresence | undefined =
@@ -65,6 +121,7 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
             ? { heartbeatIntervalMs: options.heartbeatIntervalMs }
             : {}),
           ...(options.clock ? { clock: options.clock } : {}),
+          ...(options.inbox === false ? { inbox: false } : {}),
         });
   const onTaskStart = chainHooks(presence && (() => presence.taskStarted()), options.onTaskStart);
   const onTaskEnd = chainHooks(presence && (() => presence.taskFinished()), options.onTaskEnd);
@@ -77,6 +134,7 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
       logger: options.logger,
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.cancelCheckIntervalMs ? { cancelCheckIntervalMs: options.cancelCheckIntervalMs } : {}),
+      ...(options.leaseSeconds !== undefined ? { leaseSeconds: options.leaseSeconds } : {}),
       ...(onTaskStart ? { onTaskStart } : {}),
       ...(onTaskEnd ? { onTaskEnd } : {}),
     },
@@ -84,22 +142,41 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
   );
   const queues = [
     // A registered agent's own inbox comes first: those tasks were routed to this agent only.
-    ...(presence ? [agentInboxQueue(options.agentId)] : []),
+    ...(presence && options.inbox !== false ? [agentInboxQueue(options.agentId)] : []),
     ...worker.capabilities.flatMap((c) => queuesForCapability(c)),
   ];
-  const visibilitySeconds = options.config.defaultTimeoutSeconds + options.config.leaseGraceSeconds;
+  const concurrency = options.concurrency ?? worker.maxConcurrentTasks;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new ValidationError(`poller concurrency must be a positive integer, got ${concurrency}`);
+  }
+  if (options.leaseSeconds !== undefined && !(options.leaseSeconds >= 3 && options.leaseSeconds <= 43_200)) {
+    throw new ValidationError(`leaseSeconds must be between 3 and 43200, got ${options.leaseSeconds}`);
+  }
+  const visibilitySeconds =
+    options.leaseSeconds ?? options.config.defaultTimeoutSeconds + options.config.leaseGraceSeconds;
   const waitSeconds = options.waitSeconds ?? 20;
+  const random = options.random ?? Math.random;
+  const errorBaseMs = options.backoff?.errorBaseMs ?? 200;
+  const errorMaxMs = options.backoff?.errorMaxMs ?? 20_000;
+  const idleMaxMs = options.backoff?.idleMaxMs ?? waitSeconds * 1000;
   const stopping = new AbortController();
+  const release = new AbortController();
   const running = new Set<Promise<void>>();
   let slotFreed: (() => void) | undefined;
+  let state: PollerHealth["state"] = "receiving";
+  let lastLoopAt = new Date();
+  let receiveFailures = 0;
+  let emptyRounds = 0;
 
   const runOne = (message: ReceivedTaskMessage) => {
     const work = (async () => {
       try {
         const settlement = await dispatcher.process(message, {
           extendMessageLease: async (seconds) => {
-            if (seconds > visibilitySeconds) await options.queue.extendLease(message, seconds);
+            if (options.leaseSeconds !== undefined || seconds > visibilitySeconds)
+              await options.queue.extendLease(message, seconds);
           },
+          release: release.signal,
         });
         await settleMessage(options.queue, message, settlement);
       } catch (error) {
@@ -117,15 +194,20 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
     });
   };
 
+  /** Sleeps, unless the poller stops first. */
+  const pause = (ms: number) =>
+    ms <= 0 ? Promise.resolve() : sleep(ms, undefined, { signal: stopping.signal }).catch(() => undefined);
+
   const loop = (async () => {
     while (!stopping.signal.aborted) {
-      const free = worker.maxConcurrentTasks - running.size;
+      const free = concurrency - running.size;
       if (free <= 0) {
         await new Promise<void>((resolve) => {
           slotFreed = resolve;
         });
         continue;
       }
+      const startedMs = Date.now();
       try {
         let received: readonly ReceivedTaskMessage[] = [];
         // Drain higher tiers first; wait (long poll) only on the last queue.
@@ -137,29 +219,85 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
             visibilitySeconds,
             signal: stopping.signal,
           });
-          if (received.length > 0) break;
+          if (received.length > 0 || stopping.signal.aborted) break;
+        }
+        lastLoopAt = new Date();
+        receiveFailures = 0;
+        if (stopping.signal.aborted) {
+          // Received as the stop came: hand them back at once rather than start them.
+          await Promise.allSettled(received.map((m) => options.queue.retryLater(m, 0)));
+          break;
         }
         for (const message of received) runOne(message);
+        emptyRounds = received.length > 0 ? 0 : emptyRounds + 1;
+        if (emptyRounds > 1) {
+          const ceiling = Math.min(idleMaxMs, 100 * 2 ** Math.min(emptyRounds - 2, 16));
+          await pause(ceiling - (Date.now() - startedMs));
+        }
       } catch (error) {
+        lastLoopAt = new Date();
         if (stopping.signal.aborted) break;
-        options.logger.error("receive failed; backing off", {
-          error: error instanceof Error ? error.message : String(error),
-        });
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        receiveFailures++;
+        const delayMs = Math.round(
+          Math.min(errorMaxMs, errorBaseMs * 2 ** Math.min(receiveFailures - 1, 16)) * random(),
+        );
+        options.logger.warn(
+          isThrottling(error) ? "receive throttled; backing off" : "receive failed; backing off",
+          {
+            error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+            consecutiveFailures: receiveFailures,
+            delayMs,
+          },
+        );
+        await pause(delayMs);
       }
     }
   })();
 
+  let stopped: Promise<void> | undefined;
   return {
     agentId: options.agentId,
-    async stop() {
-      stopping.abort();
-      slotFreed?.();
-      await loop;
-      await Promise.allSettled([...running]);
-      await presence?.stop();
+    health: () => ({
+      state,
+      runningTasks: running.size,
+      lastLoopAt,
+      consecutiveReceiveFailures: receiveFailures,
+    }),
+    stop(stopOptions = {}) {
+      stopped ??= (async () => {
+        state = "draining";
+        stopping.abort();
+        slotFreed?.();
+        await loop;
+        const all = Promise.allSettled([...running]);
+        if (stopOptions.drainMs !== undefined && running.size > 0) {
+          const timer = new AbortController();
+          const finished = await Promise.race([
+            all.then(() => true),
+            sleep(Math.max(0, stopOptions.drainMs), false, { signal: timer.signal }),
+          ]);
+          timer.abort();
+          if (!finished) {
+            options.logger.warn("releasing tasks that could not finish before the stop timeout", {
+              runningTasks: running.size,
+            });
+            release.abort();
+          }
+        }
+        await all;
+        await presence?.stop();
+        state = "stopped";
+      })();
+      return stopped;
     },
   };
+}
+
+/** SQS (and most AWS services) say "slow down" with one of these error names, or HTTP 429. */
+function isThrottling(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status === 429 || /throttl|RequestLimitExceeded|TooManyRequests|SlowDown/i.test(error.name);
 }
 
 /** Runs the registry bookkeeping hook, then the caller's own. */

@@ -20,11 +20,16 @@ import { isConditionNotMet } from "./synth-run/recording-proxy.ts";
  * The synthesized app, run locally (issue #4): the template `cdk synth` produces is stood up on
  * DynamoDB Local, fauxqs and a small EventBridge stand-in, its bundled functions run with the
  * environment the template gives them, tasks are driven end to end through them, and every AWS call
- * each function makes is checked against the IAM policy the template gives its role.
+ * each function makes is checked against the IAM policy the template gives its role. Container
+ * workers (issue #12) run the same way: the bundle in each ECS task definition's image asset, as a
+ * child process with the task definition's environment, its calls checked against its task role.
  */
 
-/** Synthesis bundles six functions with esbuild; provisioning and imports add a few seconds. */
-const SETUP_TIMEOUT_MS = 180_000;
+/**
+ * Synthesis bundles six functions and a container entry with esbuild (a minute and more on a loaded
+ * 2-core machine); provisioning, imports and the drive add some more.
+ */
+const SETUP_TIMEOUT_MS = 420_000;
 const DRIVE_TIMEOUT_MS = 45_000;
 const TERMINAL = new Set(["completed", "failed", "canceled", "rejected"]);
 
@@ -70,7 +75,8 @@ interface ExpectedTask {
   readonly submit: Record<string, unknown>;
   readonly output: unknown;
   readonly attempts: number;
-  readonly workerAgentId: string;
+  /** A Lambda worker's fixed id, or a matcher for a container's per-task id. */
+  readonly workerAgentId: unknown;
 }
 
 /**
@@ -89,7 +95,11 @@ async function registeredWorkerBatch(): Promise<ExpectedTask[]> {
           submit: { taskType, input, ...(priority === undefined ? {} : { priority }) },
           output,
           attempts: 1,
-          workerAgentId: `lambda:${worker.agentType}`,
+          workerAgentId:
+            worker.deployment?.runsOn === "fargate"
+              ? // A container registers as `<agentType>-<host>-<random>`.
+                expect.stringMatching(new RegExp(`^${worker.agentType}-.+-[0-9a-f]{8}$`))
+              : `lambda:${worker.agentType}`,
         });
       }
     }
@@ -167,6 +177,16 @@ interface DriveResult {
   readonly job: JobView | undefined;
   readonly jobTasks: ReadonlyMap<string, Task>;
   readonly jobStats: ApiAnswer;
+  /** Each container task started for the drive: its agent id, registration, and how SIGTERM ended it. */
+  readonly containers: readonly {
+    readonly service: string;
+    readonly agentId: string;
+    readonly registeredWhileRunning: boolean;
+    readonly exit: { code: number | null; signal: string | null };
+    readonly exitedAfterMs: number;
+    readonly stopTimeoutSeconds: number;
+    readonly registeredAfterExit: boolean;
+  }[];
 }
 
 describe("the synthesized app, run locally on the emulators", () => {
@@ -256,6 +276,8 @@ describe("the synthesized app, run locally on the emulators", () => {
     const submitted = await callApi("POST", "/tasks", { tasks: BATCH.map((t) => t.submit) });
     const batchIds = ((submitted.body?.tasks ?? []) as { taskId: string }[]).map((t) => t.taskId);
     await app.startEventSources();
+    // One task of each Fargate service, as its first scale-out from zero would start.
+    const containerTasks = await Promise.all(app.containers.map((c) => c.start()));
     const batchTasks = await waitForTerminal(batchIds, DRIVE_TIMEOUT_MS);
 
     // 3. Reads the API serves from both indexes and the sharded counters.
@@ -288,6 +310,27 @@ describe("the synthesized app, run locally on the emulators", () => {
     await app.bus.idle();
     const jobStats = await callApi("GET", "/stats/jobs");
 
+    // 6. ECS stops every container task (a deploy or a scale-in): SIGTERM, then SIGKILL after its stop timeout.
+    const isRegistered = async (agentId: string) =>
+      (await callApi("GET", `/agents/${encodeURIComponent(agentId)}`)).statusCode === 200;
+    const containers = await Promise.all(
+      containerTasks.map(async (task, index) => {
+        const container = app.containers[index];
+        const registeredWhileRunning = await isRegistered(task.agentId);
+        const sentAt = Date.now();
+        const exit = await task.stop("SIGTERM");
+        return {
+          service: container?.service ?? "",
+          agentId: task.agentId,
+          registeredWhileRunning,
+          exit,
+          exitedAfterMs: Date.now() - sentAt,
+          stopTimeoutSeconds: container?.stopTimeoutSeconds ?? 0,
+          registeredAfterExit: await isRegistered(task.agentId),
+        };
+      }),
+    );
+
     drive = {
       batchIds,
       strandedId,
@@ -302,6 +345,7 @@ describe("the synthesized app, run locally on the emulators", () => {
       job,
       jobTasks,
       jobStats,
+      containers,
     };
   }, SETUP_TIMEOUT_MS);
 
@@ -335,6 +379,22 @@ describe("the synthesized app, run locally on the emulators", () => {
         for (const url of [...Object.values(queueUrls), ...Object.values(dlqUrls)]) {
           expect(app.emulated.queueArns.has(url), `${fn.service}: ${url}`).toBe(true);
         }
+      }
+    });
+
+    it("builds every container image from its own bundle, and gives it an environment that resolves", () => {
+      const taskDefinitions = resourcesOfType(app.template, "AWS::ECS::TaskDefinition");
+
+      expect(app.containers.map((c) => c.logicalId).sort()).toEqual(taskDefinitions.map(([id]) => id).sort());
+      for (const container of app.containers) {
+        const queueUrls = JSON.parse(container.templateEnv.QUEUE_URLS ?? "null") as Record<string, string>;
+        const capabilities = (container.templateEnv.CAPABILITIES ?? "").split(",");
+
+        expect(container.file.startsWith(app.synthesized.outdir)).toBe(true);
+        expect(app.emulated.tableArns.has(container.templateEnv.TABLE_NAME ?? "")).toBe(true);
+        expect(app.emulated.busArns.has(container.templateEnv.EVENT_BUS_NAME ?? "")).toBe(true);
+        expect(Object.keys(queueUrls).sort()).toEqual(capabilities.flatMap((c) => [c, `${c}-high`]).sort());
+        for (const url of Object.values(queueUrls)) expect(app.emulated.queueArns.has(url), url).toBe(true);
       }
     });
   });
@@ -462,6 +522,18 @@ describe("the synthesized app, run locally on the emulators", () => {
       expect(new Set(skipped)).toEqual(new Set(skipped.length > 0 ? placeholders : []));
     });
 
+    it("runs every container until SIGTERM, which it answers by unregistering and exiting 0 within its stop timeout", () => {
+      expect(drive.containers.length).toBeGreaterThan(0);
+      for (const container of drive.containers) {
+        expect(container, container.service).toMatchObject({
+          registeredWhileRunning: true,
+          exit: { code: 0, signal: null },
+          registeredAfterExit: false,
+        });
+        expect(container.exitedAfterMs).toBeLessThan(container.stopTimeoutSeconds * 1000);
+      }
+    });
+
     it("polls every event source mapping without an error", () => {
       expect(app.eventSourceErrors).toEqual([]);
     });
@@ -482,7 +554,10 @@ describe("the synthesized app, run locally on the emulators", () => {
 
   describe("IAM", () => {
     it("records AWS calls for every function, except the reviewed ones the drive only invokes", () => {
-      const services = new Set([...app.functions.values()].map((fn) => fn.service));
+      const services = new Set([
+        ...[...app.functions.values()].map((fn) => fn.service),
+        ...app.containers.map((c) => c.service),
+      ]);
       const reviewed = [...Object.keys(NOT_EXERCISED_WITH_REASON), ...Object.keys(UNUSED_GRANTS_WITH_REASON)];
       const callers = new Set(app.calls.map((c) => c.caller));
       const invoked = new Set(
@@ -525,24 +600,43 @@ describe("the synthesized app, run locally on the emulators", () => {
           }
         }
       }
+      for (const container of app.containers) {
+        const statements = statementsOfRole(app.template, container.taskRoleLogicalId, app.emulated.resolver);
+        const calls = app.calls.filter((c) => c.caller === container.service);
+        if (calls.length === 0) denied.push(`${container.service}: the container made no call at all`);
+        for (const call of calls) {
+          for (const { action, resource } of call.authorizations) {
+            if (!isAllowed(statements, action, resource))
+              denied.push(`${container.service}: ${call.target} needs ${action} on ${resource}`);
+          }
+        }
+      }
 
       expect([...new Set(denied)]).toEqual([]);
     });
 
-    /** The grants a function's construct declared a run may leave unused (template metadata). */
-    const conditionalGrantsOf = (fn: LocalAppFunction): Record<string, string> => {
-      const resource = resourcesOfType(app.template, "AWS::Lambda::Function").find(
-        ([id]) => id === fn.logicalId,
-      );
-      const metadata = (resource?.[1] as { Metadata?: Record<string, unknown> } | undefined)?.Metadata;
-      return (metadata?.[CONDITIONAL_GRANTS_METADATA] ?? {}) as Record<string, string>;
+    /** The grants a function's or container's construct declared a run may leave unused (template metadata). */
+    const conditionalGrantsOf = (principal: { readonly logicalId: string }): Record<string, string> => {
+      const resource = app.template.Resources[principal.logicalId] as
+        | { Metadata?: Record<string, unknown> }
+        | undefined;
+      return (resource?.Metadata?.[CONDITIONAL_GRANTS_METADATA] ?? {}) as Record<string, string>;
     };
 
     it("justifies every grant the drive did not use, and only those", () => {
       const unjustified: string[] = [];
       const stale: string[] = [];
-      for (const fn of app.functions.values()) {
-        if (fn.placeholder || fn.service in NOT_EXERCISED_WITH_REASON) continue;
+      const principals = [
+        ...[...app.functions.values()]
+          .filter((fn) => !fn.placeholder && !(fn.service in NOT_EXERCISED_WITH_REASON))
+          .map((fn) => ({ service: fn.service, logicalId: fn.logicalId, roleLogicalId: fn.roleLogicalId })),
+        ...app.containers.map((c) => ({
+          service: c.service,
+          logicalId: c.logicalId,
+          roleLogicalId: c.taskRoleLogicalId,
+        })),
+      ];
+      for (const fn of principals) {
         const reviewed = UNUSED_GRANTS_WITH_REASON[fn.service] ?? {};
         const conditional = conditionalGrantsOf(fn);
         const granted = grantedActions(

@@ -3,6 +3,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { type RunningEventSource, startSqsEventSource } from "#local/sqs-event-source";
+import { type ContainerProcess, startContainerProcess } from "#test/support/container-process";
 import {
   type EventBridgeStandIn,
   type FunctionRule,
@@ -13,6 +14,7 @@ import { type EmulatedResources, provisionTemplateResources } from "./emulated-r
 import { installFunctionEnvironments, type LocalFunction, loadFunction } from "./lambda-runtime.ts";
 import { type RecordedCall, type RecordingProxy, startRecordingProxy } from "./recording-proxy.ts";
 import {
+  containerBundles,
   functionBundles,
   isPlaceholderBundle,
   type SynthesizedApp,
@@ -48,6 +50,26 @@ export interface LocalAppFunction extends LocalFunction {
   readonly templateEnv: Readonly<Record<string, string>>;
 }
 
+/**
+ * A container of an ECS task definition, run as ECS would run its image: `node index.mjs` from the
+ * image asset's build context in the cloud assembly, as a child process with the task definition's
+ * environment, its AWS calls recorded as its task role's.
+ */
+export interface LocalAppContainer {
+  /** The AWS::ECS::TaskDefinition. */
+  readonly logicalId: string;
+  readonly containerName: string;
+  /** POWERTOOLS_SERVICE_NAME: the caller name its recorded calls carry. */
+  readonly service: string;
+  readonly taskRoleLogicalId: string;
+  readonly stopTimeoutSeconds: number;
+  readonly file: string;
+  readonly templateEnv: Readonly<Record<string, string>>;
+  readonly env: Readonly<Record<string, string>>;
+  /** Starts one more task of it (a child process); stopped with the app if still running. */
+  start(): Promise<ContainerProcess>;
+}
+
 export interface EventSourceMapping {
   readonly logicalId: string;
   readonly queueUrl: string;
@@ -68,6 +90,8 @@ export interface LocalApp {
   readonly emulated: EmulatedResources;
   /** By logical id. */
   readonly functions: ReadonlyMap<string, LocalAppFunction>;
+  /** Every container of every ECS task definition. */
+  readonly containers: readonly LocalAppContainer[];
   readonly bus: EventBridgeStandIn;
   readonly rules: readonly FunctionRule[];
   readonly mappings: readonly EventSourceMapping[];
@@ -107,10 +131,12 @@ export async function startLocalApp(options: {
     () => rmSync(synthesized.outdir, { recursive: true, force: true }),
   ];
   const sources: RunningEventSource[] = [];
+  const containerProcesses: ContainerProcess[] = [];
   let bus: EventBridgeStandIn | undefined;
   const stop = async () => {
     // Quiesce first (no more polls, no invocation in flight), then close in reverse order of opening.
     await Promise.allSettled(sources.splice(0).map((source) => source.stop()));
+    await Promise.allSettled(containerProcesses.splice(0).map((p) => p.stop("SIGKILL")));
     await bus?.idle();
     for (const close of closers.splice(0).reverse()) await close();
   };
@@ -226,6 +252,68 @@ export async function startLocalApp(options: {
       functions.set(bundle.logicalId, { ...loaded, roleLogicalId, placeholder, env, templateEnv });
     }
 
+    const containers: LocalAppContainer[] = [];
+    for (const bundle of containerBundles(synthesized)) {
+      const resource = template.Resources[bundle.logicalId];
+      const p = resource === undefined ? {} : propertiesOf(resource);
+      const definitions = Array.isArray(p.ContainerDefinitions) ? p.ContainerDefinitions : [];
+      const definition = definitions.find((d: unknown) => isObject(d) && d.Name === bundle.containerName);
+      if (!isObject(definition)) throw new Error(`${bundle.logicalId}: no container ${bundle.containerName}`);
+      const variables = Array.isArray(definition.Environment) ? definition.Environment : [];
+      const templateEnv = Object.fromEntries(
+        variables.map((variable: unknown, i: number) => {
+          if (!isObject(variable) || typeof variable.Name !== "string")
+            throw new Error(`${bundle.logicalId}.Environment[${i}] has no Name`);
+          return [
+            variable.Name,
+            resolver.resolveString(variable.Value, `${bundle.logicalId}.Environment.${variable.Name}`),
+          ];
+        }),
+      );
+      const service = templateEnv.POWERTOOLS_SERVICE_NAME ?? bundle.logicalId;
+      const taskRoleLogicalId = referencedLogicalId(p.TaskRoleArn);
+      if (taskRoleLogicalId === undefined) throw new Error(`${bundle.logicalId} has no task role`);
+      const proxies = {
+        dynamodb: await startRecordingProxy({
+          caller: service,
+          upstream: options.dynamoEndpoint,
+          arns,
+          record,
+        }),
+        sqs: await startRecordingProxy({ caller: service, upstream: options.sqsEndpoint, arns, record }),
+        events: await startRecordingProxy({ caller: service, upstream: standIn.url, arns, record }),
+      };
+      for (const proxy of Object.values(proxies)) closers.push(() => proxy.close());
+      const env = {
+        ...(process.env.PATH === undefined ? {} : { PATH: process.env.PATH }),
+        // What the task role's container credentials would provide.
+        AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+        ...templateEnv,
+        // On ECS each task has its own network namespace; here the tasks share the host's, so the
+        // health endpoint takes a free port instead of the template's fixed one.
+        HEALTH_PORT: "0",
+        AWS_ENDPOINT_URL_DYNAMODB: proxies.dynamodb.url,
+        AWS_ENDPOINT_URL_SQS: proxies.sqs.url,
+        AWS_ENDPOINT_URL_EVENTBRIDGE: proxies.events.url,
+      };
+      containers.push({
+        logicalId: bundle.logicalId,
+        containerName: bundle.containerName,
+        service,
+        taskRoleLogicalId,
+        stopTimeoutSeconds: Number(definition.StopTimeout ?? 30),
+        file: bundle.file,
+        templateEnv,
+        env,
+        start: async () => {
+          const started = await startContainerProcess(bundle.file, env);
+          containerProcesses.push(started);
+          return started;
+        },
+      });
+    }
+
     const functionAt = (value: unknown, where: string): LocalAppFunction => {
       const resolved = resolver.resolveString(value, where);
       const id = resolver.logicalIdOf(resolved) ?? resolver.logicalIdOf(resolved.replace(/:[^:]*$/, ""));
@@ -319,6 +407,7 @@ export async function startLocalApp(options: {
       template,
       emulated,
       functions,
+      containers,
       bus: standIn,
       rules,
       mappings,

@@ -78,3 +78,48 @@ export function isPlaceholderBundle(bundle: FunctionBundle): boolean {
   const source = readFileSync(bundle.file, "utf8");
   return source.length < 4096 && /throw new Error\("not implemented[^"]*"\)/.test(source);
 }
+
+export interface ContainerBundle {
+  /** The AWS::ECS::TaskDefinition. */
+  readonly logicalId: string;
+  readonly containerName: string;
+  /** Absolute path of the bundle the image runs (`node index.mjs`). */
+  readonly file: string;
+  /** The image asset's build context in the cloud assembly. */
+  readonly assetDirectory: string;
+}
+
+/**
+ * Where each container of each AWS::ECS::TaskDefinition has its image built from: the image URI's tag
+ * is the Docker image asset's hash, which the assets manifest maps to a directory of the cloud
+ * assembly. That directory is the build context the deploy hands to Docker; its Dockerfile runs
+ * `node index.mjs`, so that file is what the container runs.
+ */
+export function containerBundles(app: SynthesizedApp): ContainerBundle[] {
+  const manifest = JSON.parse(readFileSync(join(app.outdir, `${app.stackName}.assets.json`), "utf8")) as {
+    dockerImages?: Record<string, { source?: { directory?: string } }>;
+  };
+  return resourcesOfType(app.template, "AWS::ECS::TaskDefinition").flatMap(([logicalId, resource]) => {
+    const containers = propertiesOf(resource).ContainerDefinitions;
+    return (Array.isArray(containers) ? containers : []).map((container: unknown) => {
+      const image = isObject(container) && isObject(container.Image) ? container.Image["Fn::Sub"] : undefined;
+      const hash = typeof image === "string" ? image.slice(image.lastIndexOf(":") + 1) : undefined;
+      const directory = hash === undefined ? undefined : manifest.dockerImages?.[hash]?.source?.directory;
+      if (directory === undefined) {
+        throw new Error(
+          `${logicalId}: the image ${JSON.stringify(image)} is not a Docker image asset of the assembly`,
+        );
+      }
+      const assetDirectory = join(app.outdir, directory);
+      const dockerfile = readFileSync(join(assetDirectory, "Dockerfile"), "utf8");
+      const entrypoint = /^ENTRYPOINT \["node", "([^"]+)"\]$/m.exec(dockerfile)?.[1];
+      if (entrypoint === undefined) throw new Error(`${logicalId}: the Dockerfile runs no \`node <bundle>\``);
+      return {
+        logicalId,
+        containerName: String(isObject(container) ? container.Name : ""),
+        file: join(assetDirectory, entrypoint),
+        assetDirectory,
+      };
+    });
+  });
+}
