@@ -72,6 +72,7 @@ export class AgentryStack extends Stack {
       alarmTopic: props.alarmTopic,
     });
     for (const capability of config.capabilities) {
+      if (capability.external) continue; // its workers run elsewhere; the platform made its queues
       if (capability.runtime === "fargate") {
         this.platform.addFargateWorker({
           capabilities: [capability.name],

@@ -22,6 +22,13 @@ export interface CapabilityConfig {
    * @default "lambda"
    */
   readonly runtime?: CapabilityRuntime;
+  /**
+   * Its workers run outside the platform (pollers of your own, on your machines): its queues exist,
+   * but neither the stack nor the local runtime runs a worker for it, and neither refuses it for
+   * having none.
+   * @default false
+   */
+  readonly external?: boolean;
 }
 
 export type CapabilityRuntime = "lambda" | "fargate";
@@ -177,6 +184,7 @@ export function assertEveryCapabilityServed(
 ): void {
   const problems: string[] = [];
   for (const capability of config.capabilities) {
+    if (capability.external) continue;
     if (!workers.some((w) => w.capabilities.includes(capability.name))) {
       problems.push(`capability "${capability.name}" is configured but no registered worker serves it`);
     }
@@ -191,7 +199,7 @@ export function assertEveryCapabilityServed(
   }
   if (problems.length > 0) {
     throw new Error(
-      `${problems.join("; ")}. Register a worker for it in shared/agents/workers.ts (see "Writing a worker" in the README), or remove it from the configuration.`,
+      `${problems.join("; ")}. Register a worker for it in shared/agents/workers.ts (see "Writing a worker" in the README), mark the capability \`external: true\` if its workers run elsewhere, or remove it from the configuration.`,
     );
   }
 }
@@ -219,6 +227,7 @@ const PlatformConfigSchema = z
           workerTimeoutSeconds: z.int().min(1).max(900),
           maxConcurrency: z.int().min(2).max(1000),
           runtime: z.enum(["lambda", "fargate"]).optional(),
+          external: z.boolean().optional(),
         }),
       )
       .min(1),

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalRuntime, startLocalRuntime } from "#local/runtime";
+import { workers } from "#shared/agents/workers";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -124,11 +125,9 @@ describe("agentry CLI against the local runtime", () => {
       show(listed),
     ).toContain(task.taskId);
     const registered = JSON.parse(agents.stdout);
-    expect(registered.map((a: { agentType: string }) => a.agentType).sort(), show(agents)).toEqual([
-      "diagnostics",
-      "summarizer",
-      "text-analyzer",
-    ]);
+    expect(registered.map((a: { agentType: string }) => a.agentType).sort(), show(agents)).toEqual(
+      workers.map((w) => w.agentType).sort(),
+    );
     expect(registered.every((a: { status: string }) => a.status === "available")).toBe(true);
   });
 

@@ -12,7 +12,8 @@ export const e2eConfig: PlatformConfig = {
   ...platformConfig,
   capabilities: [
     ...platformConfig.capabilities,
-    { name: HELD_CAPABILITY, workerTimeoutSeconds: 30, maxConcurrency: 2 },
+    // Served by no worker here (`external`), so its tasks stay submitted until canceled.
+    { name: HELD_CAPABILITY, workerTimeoutSeconds: 30, maxConcurrency: 2, external: true },
   ],
 };
 

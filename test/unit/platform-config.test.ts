@@ -52,11 +52,13 @@ describe("platformConfigFor (the configuration derived from the registered worke
       { name: "text-analysis", workerTimeoutSeconds: 30, maxConcurrency: 5 },
       { name: "summarization", workerTimeoutSeconds: 30, maxConcurrency: 5 },
       { name: "diagnostics", workerTimeoutSeconds: 60, maxConcurrency: 5 },
+      { name: "research", workerTimeoutSeconds: 900, maxConcurrency: 4, runtime: "fargate" },
     ]);
     expect(platformConfig.taskTypes).toEqual({
       analyze_text: "text-analysis",
       summarize: "summarization",
       echo: "diagnostics",
+      research: "research",
     });
   });
 
@@ -113,6 +115,17 @@ describe("assertEveryCapabilityServed", () => {
     );
   });
 
+  it("accepts a capability marked external, whose workers run elsewhere", () => {
+    const config = {
+      ...platformConfig,
+      capabilities: [
+        ...platformConfig.capabilities,
+        { name: "on-prem", workerTimeoutSeconds: 30, maxConcurrency: 5, external: true },
+      ],
+    };
+    expect(() => assertEveryCapabilityServed(config, workers)).not.toThrow();
+  });
+
   it("names a task type routed to a worker that has no handler for it", () => {
     const config = { ...platformConfigFor([translator]), taskTypes: { detect_language: "translation" } };
     expect(() => assertEveryCapabilityServed(config, [translator])).toThrow(
@@ -136,7 +149,7 @@ describe("the registered workers", () => {
   it("finds the worker of a capability, and names the registered ones for an unknown capability", () => {
     expect(workerForCapability("summarization").agentType).toBe("summarizer");
     expect(() => workerForCapability("zz-unregistered")).toThrow(
-      /no registered worker serves capability "zz-unregistered" \(registered: text-analysis, summarization, diagnostics\)/,
+      /no registered worker serves capability "zz-unregistered" \(registered: text-analysis, summarization, diagnostics, research\)/,
     );
   });
 });
