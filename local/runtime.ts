@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
-import type { RequestCounter } from "#shared/adapters/aws/request-accounting";
+import type { CapacityMeter, RequestCounter } from "#shared/adapters/aws/request-accounting";
 import { MemoryAgentRegistry } from "#shared/adapters/memory/agent-registry";
 import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryJobStore } from "#shared/adapters/memory/job-store";
@@ -31,6 +31,8 @@ import type { WorkerDefinition } from "#shared/worker/define-worker";
 import { type RunningPoller, startPoller } from "#shared/worker/poller";
 import {
   type EmulatedInfrastructure,
+  type InvocationRecorder,
+  meteredInvocation,
   startEmulatedInfrastructure,
   startEmulatedLambdaWorkers,
 } from "./emulated.ts";
@@ -62,6 +64,8 @@ export interface LocalRuntimeOptions {
   readonly cancelCheckIntervalMs?: number;
   /** Custom job reducers (`defineReducer`), next to the built-in ones. @default none */
   readonly reducers?: readonly ReducerDefinition[];
+  /** Told of every Lambda-equivalent invocation and its duration (the cost bench). @default none */
+  readonly onInvocation?: InvocationRecorder;
 }
 
 export interface LocalRuntime {
@@ -69,6 +73,8 @@ export interface LocalRuntime {
   readonly mode: RuntimeMode;
   /** Emulated mode: every AWS request the platform made, by service and operation. */
   readonly requests?: RequestCounter;
+  /** Emulated mode: DynamoDB capacity consumed by the platform's requests. */
+  readonly capacity?: CapacityMeter;
   readonly store: TaskStore;
   readonly queue: TaskQueue;
   readonly bus: EventBus;
@@ -147,7 +153,7 @@ async function compose(
     logger,
     extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
   });
-  const server = await serveHttpApi(handler, {
+  const server = await serveHttpApi(metered(handler, "supervisor-api", options.onInvocation), {
     port: options.port ?? 3000,
     host: options.host ?? "127.0.0.1",
   });
@@ -177,6 +183,7 @@ async function compose(
         relay,
         config,
         logger: (agentType) => scoped(logger, agentType),
+        ...(options.onInvocation ? { onInvocation: options.onInvocation } : {}),
       })
     : [];
 
@@ -196,7 +203,7 @@ async function compose(
   return {
     url: server.url,
     mode,
-    ...(infra ? { requests: infra.requests } : {}),
+    ...(infra ? { requests: infra.requests, capacity: infra.capacity } : {}),
     store,
     queue,
     bus,
@@ -218,6 +225,16 @@ async function compose(
       await infra?.stop();
     },
   };
+}
+
+/** The handler, reporting each call and its duration to `record` (when given). */
+function metered<A extends unknown[], R>(
+  handler: (...args: A) => Promise<R>,
+  name: string,
+  record: InvocationRecorder | undefined,
+): (...args: A) => Promise<R> {
+  if (!record) return handler;
+  return (...args) => meteredInvocation(name, record, () => handler(...args));
 }
 
 function scoped(logger: WorkerLogger, scope: string): WorkerLogger {
