@@ -1,13 +1,13 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
-import type { EventBridgeEvent } from "aws-lambda";
+import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
+import { createTaskStreamHandler, type TaskStreamRecord } from "#shared/adapters/aws/task-stream-records";
 import { loadPlatformConfig } from "#shared/config/platform";
-import { EventRelay } from "#shared/core/event-relay";
-import { Aggregator, type TaskEventReport } from "#shared/core/jobs/aggregator";
+import { Aggregator } from "#shared/core/jobs/aggregator";
 import { Supervisor } from "#shared/core/supervisor";
-import type { BusEvent } from "#shared/domain/events";
+import { type TaskEventPublishing, TaskStream } from "#shared/core/task-stream";
 import { toWorkerLogger } from "#shared/worker/aws-lambda";
 import { lambdaJobDeps } from "./lib/job-deps.ts";
 
@@ -16,44 +16,34 @@ const adapters = createAwsAdapters();
 const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "aggregator" });
 const logger = toWorkerLogger(powertools);
 const config = loadPlatformConfig();
-const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
 // Pipelines submit their next step's tasks from here, and jobs cancel the tasks they no longer need.
-const supervisor = new Supervisor({
+const supervisor = new Supervisor({ store: adapters.taskStore, queue: adapters.taskQueue, config, logger });
+const aggregator = new Aggregator(lambdaJobDeps(adapters, config, supervisor, logger));
+const stream = new TaskStream({
   store: adapters.taskStore,
-  queue: adapters.taskQueue,
-  relay,
-  config,
+  publisher: adapters.eventPublisher,
+  publish: publishing(process.env.PUBLISH_TASK_EVENTS),
+  jobs: aggregator,
   logger,
 });
-const aggregator = new Aggregator(lambdaJobDeps(adapters, config, supervisor, logger));
+const streamHandler = createTaskStreamHandler(stream);
+
+function publishing(value: string | undefined): TaskEventPublishing {
+  if (value === undefined || value === "") return "none";
+  if (value === "all" || value === "terminal" || value === "none") return value;
+  throw new Error(`PUBLISH_TASK_EVENTS must be all, terminal or none, got "${value}"`);
+}
 
 /**
- * EventBridge delivers EventBridge's own event id; the aggregator deduplicates on the detail (task id
- * and the task record), never on the id, so the envelope is passed on as it came.
- */
-const lambdaHandler = async (
-  event: EventBridgeEvent<string, Record<string, unknown>>,
-): Promise<TaskEventReport> => {
-  const busEvent: BusEvent = {
-    id: event.id,
-    source: event.source,
-    "detail-type": event["detail-type"],
-    time: event.time,
-    resources: event.resources ?? [],
-    detail: event.detail ?? {},
-  };
-  const report = await aggregator.onTaskEvent(busEvent);
-  if (report.kind !== "ignored") logger.debug("task event aggregated", { ...report });
-  return report;
-};
-
-/**
- * The target of the aggregation rule (every `Task …` lifecycle event). A thrown error makes Lambda's
- * asynchronous retries, then the rule's dead-letter queue, deliver the event again; the aggregator is
- * idempotent, so that is always safe.
+ * The consumer of the task table's DynamoDB Stream (infra/constructs/aggregation.ts: batches,
+ * ReportBatchItemFailures, retries, then the on-failure queue): for each batch, job tasks' lifecycle
+ * events go to the aggregator, lifecycle events to EventBridge as `PUBLISH_TASK_EVENTS` says (default
+ * none: nobody subscribes), and the batch's statistics are applied in one write. The first change not
+ * processed is reported, so Lambda delivers again from its record.
  *
  * @example
- * // infra/constructs/aggregation.ts: rule `source: agentry`, detail-type prefix "Task " → this handler
- * await handler({ source: "agentry", "detail-type": "Task Completed", detail: { taskId, jobId, version: 3 }, … }, context);
+ * await handler({ Records: [{ eventName: "MODIFY", dynamodb: { Keys, OldImage, NewImage, SequenceNumber } }] }, context);
  */
-export const handler = middy(lambdaHandler).use(injectLambdaContext(powertools));
+export const handler = middy<DynamoDBStreamEvent, DynamoDBBatchResponse>(async (event: DynamoDBStreamEvent) =>
+  streamHandler({ Records: event.Records as TaskStreamRecord[] }),
+).use(injectLambdaContext(powertools));

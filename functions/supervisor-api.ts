@@ -4,7 +4,6 @@ import { loadPlatformConfig } from "#shared/config/platform";
 import { AgentRouter } from "#shared/core/agents/agent-router";
 import { AgentService } from "#shared/core/agents/agent-service";
 import { MessagingService } from "#shared/core/agents/messaging-service";
-import { EventRelay } from "#shared/core/event-relay";
 import { JobService } from "#shared/core/jobs/job-service";
 import { Supervisor } from "#shared/core/supervisor";
 import { agentRoutes } from "#shared/http/agent-routes";
@@ -32,14 +31,12 @@ const coreLogger = {
   warn: (message: string, extra?: Record<string, unknown>) => logger.warn(message, extra ?? {}),
 };
 const config = loadPlatformConfig();
-const relay = new EventRelay({ store, publisher: eventPublisher, logger: coreLogger });
 // Agents (issue #5): routing by preferredAgentId, the registry routes, and messaging published to the
 // bus (its subscribers are EventBridge rules, see ADR 0004).
 const agentRouting = new AgentRouter({ registry: agentRegistry, logger: coreLogger });
 const supervisor = new Supervisor({
   store,
   queue,
-  relay,
   config,
   logger: coreLogger,
   agentRouting,

@@ -4,7 +4,6 @@ import middy from "@middy/core";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig } from "#shared/config/platform";
 import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
-import { EventRelay } from "#shared/core/event-relay";
 import { Aggregator, type DueJobsReport } from "#shared/core/jobs/aggregator";
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper, type SweepReport } from "#shared/core/sweeper";
@@ -16,11 +15,9 @@ const adapters = createAwsAdapters();
 const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "sweeper" });
 const logger = toWorkerLogger(powertools);
 const config = loadPlatformConfig();
-const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
 const sweeper = new Sweeper({
   store: adapters.taskStore,
   queue: adapters.taskQueue,
-  relay,
   config,
 });
 // Jobs (issue #6): deadlines, interrupted pipeline steps, reconciliation and unconfirmed `Job Completed`
@@ -28,7 +25,6 @@ const sweeper = new Sweeper({
 const supervisor = new Supervisor({
   store: adapters.taskStore,
   queue: adapters.taskQueue,
-  relay,
   config,
   logger,
 });
@@ -61,7 +57,7 @@ const lambdaHandler = async (): Promise<
 };
 
 /**
- * Runs every minute (EventBridge Scheduler): expired leases, stuck submissions, unpublished events,
- * and agents without a recent heartbeat (marked unavailable).
+ * Runs every minute (EventBridge Scheduler): expired leases, stuck submissions, jobs due or to
+ * reconcile, and agents without a recent heartbeat (marked unavailable).
  */
 export const handler = middy(lambdaHandler).use(injectLambdaContext(powertools));

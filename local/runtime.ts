@@ -13,12 +13,12 @@ import { AgentService } from "#shared/core/agents/agent-service";
 import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
 import { MessagingService } from "#shared/core/agents/messaging-service";
 import type { WorkerLogger } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
-import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
+import { Aggregator } from "#shared/core/jobs/aggregator";
 import { JobService } from "#shared/core/jobs/job-service";
 import { createReducerRegistry, type ReducerDefinition } from "#shared/core/jobs/reducers";
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper } from "#shared/core/sweeper";
+import { TaskStream } from "#shared/core/task-stream";
 import { agentRoutes } from "#shared/http/agent-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
 import { jobRoutes } from "#shared/http/job-routes";
@@ -35,6 +35,7 @@ import {
   meteredInvocation,
   startEmulatedInfrastructure,
   startEmulatedLambdaWorkers,
+  startEmulatedTaskStream,
 } from "./emulated.ts";
 import { serveHttpApi } from "./http-server.ts";
 import { createConsoleLogger, type LogLevel } from "./logger.ts";
@@ -122,19 +123,19 @@ async function compose(
   logger: WorkerLogger,
   infra: EmulatedInfrastructure | undefined,
 ): Promise<LocalRuntime> {
-  const store: TaskStore = infra?.store ?? new MemoryTaskStore();
+  const memoryStore = infra ? undefined : new MemoryTaskStore();
+  const store: TaskStore = infra?.store ?? (memoryStore as MemoryTaskStore);
   const queue: TaskQueue = infra?.queue ?? new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount });
   const bus = new MemoryEventBus({
     onError: (error, event) => logger.error("event delivery failed", { id: event.id, error: String(error) }),
   });
-  const relay = new EventRelay({ store, publisher: bus, logger });
   const registry: AgentRegistry = infra?.registry ?? new MemoryAgentRegistry();
   const agents = new AgentService({ registry, store });
   const agentLiveness = new AgentLivenessSweeper({ registry, config });
   const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus, logger });
   const agentRouting = new AgentRouter({ registry, logger });
-  const supervisor = new Supervisor({ store, queue, relay, config, logger, agentRouting });
-  const sweeper = new Sweeper({ store, queue, relay, config });
+  const supervisor = new Supervisor({ store, queue, config, logger, agentRouting });
+  const sweeper = new Sweeper({ store, queue, config });
   const jobStore: JobStore = infra ? emulatedJobStore(infra, config) : new MemoryJobStore();
   const jobDeps = {
     jobs: jobStore,
@@ -158,9 +159,17 @@ async function compose(
     host: options.host ?? "127.0.0.1",
   });
 
-  const stopAggregating = bus.subscribe(JOB_TASK_EVENT_PATTERN, async (event) => {
-    await aggregator.onTaskEvent(event);
-  });
+  // What follows a committed task write (ADR 0007): job fan-in, statistics, and lifecycle events —
+  // every one of them on the in-process bus, where they cost nothing. Fed by the memory store's change
+  // feed, or by a poller over DynamoDB Local's stream as Lambda's event source would.
+  const taskStream = new TaskStream({ store, publisher: bus, publish: "all", jobs: aggregator, logger });
+  const stopChanges = memoryStore?.onChanges((changes) => taskStream.process(changes));
+  const streamPoller = infra
+    ? await startEmulatedTaskStream(infra, taskStream, {
+        logger: scoped(logger, "task-stream"),
+        ...(options.onInvocation ? { onInvocation: options.onInvocation } : {}),
+      })
+    : undefined;
 
   const workers = options.workers ?? demoWorkers;
   const pollers: RunningPoller[] = infra
@@ -169,7 +178,6 @@ async function compose(
         startPoller(worker, {
           store,
           queue,
-          relay,
           config,
           logger: scoped(logger, worker.agentType),
           agentId: `${worker.agentType}-${randomUUID().slice(0, 8)}`,
@@ -180,7 +188,6 @@ async function compose(
       );
   const eventSources = infra
     ? await startEmulatedLambdaWorkers(infra, workers, {
-        relay,
         config,
         logger: (agentType) => scoped(logger, agentType),
         ...(options.onInvocation ? { onInvocation: options.onInvocation } : {}),
@@ -220,8 +227,10 @@ async function compose(
       await server.close();
       await Promise.all(sweeping.map((loop) => loop.stop()));
       await Promise.all([...pollers, ...eventSources].map((p) => p.stop()));
+      await memoryStore?.idle();
+      stopChanges?.();
+      await streamPoller?.stop();
       await bus.idle();
-      stopAggregating();
       await infra?.stop();
     },
   };

@@ -5,7 +5,6 @@ import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { type AwsAdapters, createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig, type PlatformConfig } from "#shared/config/platform";
 import type { WorkerLogger } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
 import { lambdaAgentPresence } from "./agent-presence.ts";
 import type { WorkerDefinition } from "./define-worker.ts";
 import { createLambdaWorkerHandler } from "./lambda-handler.ts";
@@ -44,7 +43,6 @@ export function lambdaWorker(
   const adapters = options.adapters ?? createAwsAdapters();
   const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? worker.agentType });
   const logger = toWorkerLogger(powertools);
-  const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
   const config = options.config ?? loadPlatformConfig();
   // One registry entry per agent type: every container of the function is the same agent.
   const presence = lambdaAgentPresence(worker, {
@@ -57,7 +55,6 @@ export function lambdaWorker(
   const batchHandler = createLambdaWorkerHandler(worker, {
     store: adapters.taskStore,
     queue: adapters.taskQueue,
-    relay,
     config,
     logger,
     queueNames: queueNamesFromUrls(adapters.environment.QUEUE_URLS),

@@ -1,7 +1,6 @@
 import type { PlatformConfig } from "#shared/config/platform";
 import { queuesForCapability } from "#shared/config/platform";
 import { Dispatcher, type DispatcherDeps, type WorkerLogger } from "#shared/core/dispatcher";
-import type { EventRelay } from "#shared/core/event-relay";
 import { agentInboxQueue } from "#shared/core/routing";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { Clock } from "#shared/ports/clock";
@@ -14,7 +13,6 @@ import { settleMessage } from "./settle.ts";
 export interface PollerOptions {
   readonly store: TaskStore;
   readonly queue: TaskQueue;
-  readonly relay: EventRelay;
   readonly config: PlatformConfig;
   readonly logger: WorkerLogger;
   /** Unique per running instance. */
@@ -47,7 +45,7 @@ export interface RunningPoller {
  * as the ECS Fargate worker's main loop.
  *
  * @example
- * const poller = startPoller(diagnosticsWorker, { store, queue, relay, config, logger, agentId: "diag-1" });
+ * const poller = startPoller(diagnosticsWorker, { store, queue, config, logger, agentId: "diag-1" });
  * // later
  * await poller.stop();
  */
@@ -71,7 +69,6 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
   const dispatcher = new Dispatcher(
     {
       store: options.store,
-      relay: options.relay,
       config: options.config,
       agentId: options.agentId,
       logger: options.logger,

@@ -2,6 +2,6 @@ import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { describeTaskStoreContract } from "./task-store.contract.ts";
 
 describeTaskStoreContract("MemoryTaskStore", {
-  create: ({ clock }) => new MemoryTaskStore({ clock }),
-  inspect: (store) => ({ task: (taskId) => store.inspect(taskId), outbox: () => store.inspectOutbox() }),
+  create: () => new MemoryTaskStore(),
+  inspect: (store) => ({ task: (taskId) => store.inspect(taskId) }),
 });

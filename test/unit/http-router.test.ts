@@ -1,12 +1,11 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { describe, expect, it } from "vitest";
-import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { defaultPlatformConfig } from "#shared/config/platform";
-import { EventRelay } from "#shared/core/event-relay";
 import { Supervisor } from "#shared/core/supervisor";
+import { TaskStream } from "#shared/core/task-stream";
 import { MAX_PAYLOAD_BYTES, type Task } from "#shared/domain/task";
 import { createSupervisorApiHandler } from "#shared/http/handler";
 import type { OpenApiDocument } from "#shared/http/openapi";
@@ -35,10 +34,13 @@ function setup(
   options: { store?: TaskStore; maxBodyBytes?: number; extraRoutes?: readonly ApiRoute[] } = {},
 ) {
   const store = options.store ?? new MemoryTaskStore();
+  // Statistics follow from the store's change feed, as from the table's stream on AWS.
+  if (store instanceof MemoryTaskStore) {
+    const stream = new TaskStream({ store });
+    store.onChanges((changes) => stream.process(changes));
+  }
   const queue = new MemoryTaskQueue({ maxReceiveCount: defaultPlatformConfig.maxReceiveCount });
-  const bus = new MemoryEventBus();
-  const relay = new EventRelay({ store, publisher: bus });
-  const supervisor = new Supervisor({ store, queue, relay, config: defaultPlatformConfig });
+  const supervisor = new Supervisor({ store, queue, config: defaultPlatformConfig });
   const errors: LoggedError[] = [];
   const router = createApiRouter({
     supervisor,
@@ -444,8 +446,9 @@ describe("POST /tasks/{taskId}/cancel", () => {
 
 describe("GET /stats, /health and /openapi.json", () => {
   it("returns the supervisor statistics", async () => {
-    const { submit, call } = setup();
+    const { submit, call, store } = setup();
     await submit({ tasks: [echoTask, { taskType: "unroutable", input: 0 }] });
+    await (store as MemoryTaskStore).idle();
 
     const reply = await call({ method: "GET", path: "/stats" });
 
@@ -624,11 +627,9 @@ describe("unexpected errors", () => {
 
   it("still answers when the logger itself throws", async () => {
     const store = new BrokenStore();
-    const relay = new EventRelay({ store, publisher: new MemoryEventBus() });
     const supervisor = new Supervisor({
       store,
       queue: new MemoryTaskQueue(),
-      relay,
       config: defaultPlatformConfig,
     });
     const router = createApiRouter({
@@ -657,8 +658,7 @@ describe("unexpected errors", () => {
 describe("createSupervisorApiHandler", () => {
   function supervisorOnMemory(): Supervisor {
     const store = new MemoryTaskStore();
-    const relay = new EventRelay({ store, publisher: new MemoryEventBus() });
-    return new Supervisor({ store, queue: new MemoryTaskQueue(), relay, config: defaultPlatformConfig });
+    return new Supervisor({ store, queue: new MemoryTaskQueue(), config: defaultPlatformConfig });
   }
 
   it("serves the API with a plain logger and no Lambda context, as the local runtime calls it", async () => {
