@@ -36,23 +36,6 @@ if (run("cost")) {
   }
 }
 
-if (run("requests")) {
-  const { measureRequestsPerTask } = await import("./requests.ts");
-  const result = await measureRequestsPerTask(200, 10);
-  console.log(
-    `\n## AWS requests per completed task (emulated stack, ${result.tasks} tasks submitted in batches of ${result.batchSize}, API call excluded)\n`,
-  );
-  console.log("| operation | per task |");
-  console.log("| --- | ---: |");
-  for (const [operation, perTask] of Object.entries(result.perTaskByOperation))
-    console.log(`| ${operation} | ${perTask} |`);
-  console.log(`| **total** | **${result.perTask}** |`);
-  const receives = result.snapshot.byOperation["SQS.ReceiveMessage"] ?? 0;
-  console.log(
-    `\n(event source polling, not per task: ${receives} ReceiveMessage calls in ${result.seconds.toFixed(1)} s)`,
-  );
-}
-
 if (run("throughput")) {
   const { measureThroughput } = await import("./throughput.ts");
   console.log(
