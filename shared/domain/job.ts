@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { type JsonValue, JsonValueSchema } from "./json.ts";
 import { TaskErrorSchema, TaskInputSchema } from "./task.ts";
 
 /**
@@ -10,7 +11,7 @@ import { TaskErrorSchema, TaskInputSchema } from "./task.ts";
  */
 
 /** A JSON value, as task inputs and outputs are. */
-export type JsonValue = z.output<ReturnType<typeof z.json>>;
+export type { JsonValue };
 
 export const JOB_STATUSES = ["working", "completed", "failed", "canceled"] as const;
 export const JobStatusSchema = z.enum(JOB_STATUSES);
@@ -145,7 +146,7 @@ export const FromPreviousSchema = z
     taskType: identifier,
     forEach: z.enum(FOR_EACH_SOURCES).optional(),
     /** The input template; `{ "$from": path }` objects are replaced. */
-    input: z.json().optional(),
+    input: JsonValueSchema.optional(),
     requiredCapability: identifier.optional(),
     preferredAgentId: identifier.optional(),
     priority: z.int().min(-100).max(100).optional(),
@@ -251,7 +252,7 @@ export type JobTaskFailure = z.infer<typeof JobTaskFailureSchema>;
 /** A completed step's (and so a completed job's) result. */
 export const JobResultSchema = z.object({
   /** What the reducer made of the successful outputs. */
-  output: z.json(),
+  output: JsonValueSchema,
   /** The tasks whose outputs were reduced, in submission order. */
   outputTaskIds: z.array(z.string()),
   /** Tasks that had not succeeded when the step completed (tolerated failures), in submission order. */

@@ -1,11 +1,12 @@
 import * as z from "zod";
+import { JsonValueSchema } from "./json.ts";
 
 export const AgentMessageSchema = z.object({
   messageId: z.string(),
   fromAgentId: z.string(),
   toAgentId: z.string(),
   messageType: z.string(),
-  payload: z.json(),
+  payload: JsonValueSchema,
   headers: z.record(z.string(), z.string()),
   timestamp: z.string(),
   correlationId: z.string().optional(),

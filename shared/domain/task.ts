@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { JsonValueSchema } from "./json.ts";
 
 /** Task states, named after the A2A protocol's task states. */
 export const TASK_STATUSES = [
@@ -36,7 +37,7 @@ export const MetadataSchema = z
 /** What a client submits: one unit of work for one worker. (WorkerTask in the original design.) */
 export const TaskInputSchema = z.strictObject({
   taskType: identifier,
-  input: z.json(),
+  input: JsonValueSchema,
   requiredCapability: identifier.optional(),
   preferredAgentId: identifier.optional(),
   priority: z.int().min(-100).max(100).optional(),
@@ -50,7 +51,7 @@ export type TaskInput = z.infer<typeof TaskInputSchema>;
 /** The outcome a worker reports. (WorkerTaskResult in the original design.) */
 export const TaskResultSchema = z.object({
   success: z.boolean(),
-  output: z.json().optional(),
+  output: JsonValueSchema.optional(),
   errorMessage: z.string().optional(),
   executionTimeMs: z.number().nonnegative(),
 });
@@ -64,7 +65,7 @@ export const TaskSchema = z.object({
   taskId: z.string(),
   taskType: z.string(),
   status: TaskStatusSchema,
-  input: z.json(),
+  input: JsonValueSchema,
   requiredCapability: z.string(),
   preferredAgentId: z.string().optional(),
   priority: z.int(),
