@@ -5,12 +5,12 @@ import type { EventBridgeEvent } from "aws-lambda";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig } from "#shared/config/platform";
 import type { TaskEventReport } from "#shared/core/jobs/aggregator";
-import { createPlatform } from "#shared/core/platform";
+import { createPlatform, withMaintenance } from "#shared/core/platform";
 import type { BusEvent } from "#shared/domain/events";
 
 // Composition root: built once per container.
 const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "aggregator" });
-const { aggregator } = createPlatform(createAwsAdapters(), loadPlatformConfig(), logger);
+const { aggregator } = withMaintenance(createPlatform(createAwsAdapters(), loadPlatformConfig(), logger));
 
 /**
  * EventBridge delivers EventBridge's own event id; the aggregator deduplicates on the detail (task id

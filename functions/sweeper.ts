@@ -4,7 +4,7 @@ import middy from "@middy/core";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig } from "#shared/config/platform";
 import type { DueJobsReport } from "#shared/core/jobs/aggregator";
-import { createPlatform } from "#shared/core/platform";
+import { createPlatform, withMaintenance } from "#shared/core/platform";
 import type { SweepReport } from "#shared/core/sweeper";
 
 // Composition root: built once per container.
@@ -15,7 +15,7 @@ const {
   sweeper,
   agentLiveness,
   aggregator: jobs,
-} = createPlatform(createAwsAdapters(), loadPlatformConfig(), logger);
+} = withMaintenance(createPlatform(createAwsAdapters(), loadPlatformConfig(), logger));
 
 const lambdaHandler = async (): Promise<
   SweepReport & { agentsMarkedUnavailable: readonly string[]; jobs: DueJobsReport }

@@ -1,10 +1,10 @@
-import type { WorkerLogger } from "#shared/core/dispatcher";
+import type { Logger } from "#shared/ports/logger";
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 export type LogLevel = keyof typeof LEVELS;
 
 /** A one-line-per-entry console logger for the local runtime (Powertools Logger does this on Lambda). */
-export function createConsoleLogger(level: LogLevel = "info", scope = "agentry"): WorkerLogger {
+export function createConsoleLogger(level: LogLevel = "info", scope = "agentry"): Logger {
   const threshold = LEVELS[level];
   const write = (name: Exclude<LogLevel, "silent">) => (message: string, extra?: Record<string, unknown>) => {
     if (LEVELS[name] < threshold) return;

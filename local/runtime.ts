@@ -14,7 +14,7 @@ import type { MessagingService } from "#shared/core/agents/messaging-service";
 import { type Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
 import type { JobService } from "#shared/core/jobs/job-service";
 import type { ReducerDefinition } from "#shared/core/jobs/reducers";
-import { createPlatform } from "#shared/core/platform";
+import { createPlatform, withMaintenance } from "#shared/core/platform";
 import type { Supervisor } from "#shared/core/supervisor";
 import type { Sweeper } from "#shared/core/sweeper";
 import { createApiApp } from "#shared/http/app";
@@ -121,18 +121,20 @@ async function compose(
   });
   const registry: AgentRegistry = infra?.registry ?? new MemoryAgentRegistry();
   const jobStore: JobStore = infra ? emulatedJobStore(infra, config) : new MemoryJobStore();
-  const platform = createPlatform(
-    {
-      taskStore: store,
-      taskQueue: queue,
-      eventPublisher: bus,
-      eventSubscriber: bus,
-      agentRegistry: registry,
-      jobStore,
-    },
-    config,
-    logger,
-    { reducers: options.reducers ?? [] },
+  const platform = withMaintenance(
+    createPlatform(
+      {
+        taskStore: store,
+        taskQueue: queue,
+        eventPublisher: bus,
+        eventSubscriber: bus,
+        agentRegistry: registry,
+        jobStore,
+      },
+      config,
+      logger,
+      { reducers: options.reducers ?? [] },
+    ),
   );
   const { relay, supervisor, sweeper, agents, agentLiveness, messaging, jobs, aggregator } = platform;
   // The HTTP server first: if its port is taken, nothing else has started yet. The local dashboard,

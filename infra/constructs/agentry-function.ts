@@ -41,6 +41,12 @@ export interface AgentryFunctionProps {
   readonly entry: string;
   /** `POWERTOOLS_SERVICE_NAME`: names the function in logs, traces and metrics. */
   readonly serviceName: string;
+  /**
+   * Files copied next to the bundle (project-relative path → file name), read by the code at run time
+   * instead of being bundled, e.g. the API's generated OpenAPI document.
+   * @default - none
+   */
+  readonly bundledFiles?: Readonly<Record<string, string>>;
   /** The task table (`TABLE_NAME`). Access is granted separately. */
   readonly table: ITable;
   /** The event bus (`EVENT_BUS_NAME`). Access is granted separately. */
@@ -200,6 +206,18 @@ export class AgentryFunction extends Construct {
         // (SSO, ini files, IMDS, web identity, with their nested STS/SSO clients) is dead weight there,
         // ~120 KiB per bundle. See infra/bundling/lambda-credentials.ts.
         esbuildArgs: { [`--alias:${CREDENTIAL_PROVIDER_PACKAGE}`]: LAMBDA_CREDENTIALS_MODULE },
+        ...(props.bundledFiles === undefined
+          ? {}
+          : {
+              commandHooks: {
+                beforeBundling: () => [],
+                beforeInstall: () => [],
+                afterBundling: (inputDir: string, outputDir: string) =>
+                  Object.entries(props.bundledFiles ?? {}).map(
+                    ([source, name]) => `cp "${join(inputDir, source)}" "${join(outputDir, name)}"`,
+                  ),
+              },
+            }),
       },
       environment: {
         ...props.environment,

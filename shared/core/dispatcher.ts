@@ -13,18 +13,12 @@ import {
   type TaskStatus,
 } from "#shared/domain/task";
 import { type Clock, systemClock } from "#shared/ports/clock";
+import type { Logger } from "#shared/ports/logger";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
 import type { TaskPatch, TaskStore, TransitionRequest } from "#shared/ports/task-store";
 import { retryDelaySeconds } from "./backoff.ts";
 import type { CommittedEvents, EventRelay } from "./event-relay.ts";
 import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
-
-export interface WorkerLogger {
-  debug(message: string, extra?: Record<string, unknown>): void;
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
-}
 
 /** What a task handler gets besides its input. */
 export interface TaskContext {
@@ -34,7 +28,7 @@ export interface TaskContext {
   readonly attempt: number;
   /** Fires when the task is canceled, times out, or this worker lost its lease. `reason` says which. */
   readonly signal: AbortSignal;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   readonly metadata: Readonly<Record<string, string>>;
   /** Extends this worker's lease on the task (and its message); throws if the lease is lost. */
   heartbeat(): Promise<void>;
@@ -66,7 +60,7 @@ export interface DispatcherDeps {
   readonly config: PlatformConfig;
   /** The agent id recorded as `workerAgentId` on the tasks this dispatcher runs. */
   readonly agentId: string;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   readonly clock?: Clock;
   readonly random?: () => number;
   /** How often a running task's record is read to notice a cancel request or a lost lease. */
@@ -250,7 +244,7 @@ export class Dispatcher {
     await options
       .extendMessageLease?.(leaseSeconds)
       .catch((error: unknown) =>
-        logger.warn("could not extend the message lease", { taskId: task.taskId, error: String(error) }),
+        logger.warn("could not extend the message lease", { taskId: task.taskId, error }),
       );
 
     const startedMs = this.clock.now().getTime();
@@ -276,10 +270,7 @@ export class Dispatcher {
       if (current.cancelRequested) abort(new AbortReason("canceled", "the task was canceled"));
     };
     const watcher = setInterval(
-      () =>
-        void checkLease(false).catch((error: unknown) =>
-          logger.warn("cancel check failed", { error: String(error) }),
-        ),
+      () => void checkLease(false).catch((error: unknown) => logger.warn("cancel check failed", { error })),
       this.deps.cancelCheckIntervalMs ?? 1_000,
     );
 

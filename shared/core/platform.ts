@@ -33,27 +33,34 @@ export interface PlatformOptions {
   readonly reducers?: readonly ReducerDefinition[];
 }
 
-/** Every use case of the platform, built once from one set of adapters, one config, one logger. */
+/** Every use case of the request path, built once from one set of adapters, one config, one logger. */
 export interface Platform {
+  readonly adapters: PlatformAdapters;
   readonly config: PlatformConfig;
   readonly relay: EventRelay;
   readonly supervisor: Supervisor;
-  readonly sweeper: Sweeper;
   readonly agents: AgentService;
-  readonly agentLiveness: AgentLivenessSweeper;
   readonly messaging: MessagingService;
   /** What the job service and the aggregator are built from (one set: the same reducers in both). */
   readonly jobDeps: JobDeps;
   readonly jobs: JobService;
+}
+
+/** The platform and what runs beside requests: aggregation, and the sweeps of tasks, agents and jobs. */
+export interface PlatformWithMaintenance extends Platform {
   readonly aggregator: Aggregator;
+  readonly sweeper: Sweeper;
+  readonly agentLiveness: AgentLivenessSweeper;
 }
 
 /**
- * The composition root: builds the whole platform from adapters, config and a logger. Every Lambda
- * entry (functions/*.ts, shared/worker/aws-lambda.ts) and the local runtime (local/runtime.ts) call
- * it, so the supervisor the API submits with is wired exactly like the one the aggregator submits a
+ * The composition root: builds the platform from adapters, config and a logger. Every Lambda entry
+ * (functions/*.ts, shared/worker/aws-lambda.ts) and the local runtime (local/runtime.ts) call it, so
+ * the supervisor the API submits with is wired exactly like the one the aggregator submits a
  * pipeline's next step with. Construction does no I/O: a function builds it at module scope and
- * uses the parts it serves.
+ * uses the parts it serves. What runs beside requests is added by {@link withMaintenance}, kept
+ * apart so that the API's bundle does not carry the aggregator and the sweepers (its 500 KB budget,
+ * docs/adr/0011-http-app-composition-logging.md).
  *
  * @example
  * const platform = createPlatform(createAwsAdapters(), loadPlatformConfig(), logger);
@@ -65,7 +72,8 @@ export function createPlatform(
   logger: Logger,
   options: PlatformOptions = {},
 ): Platform {
-  const { taskStore: store, taskQueue: queue, agentRegistry: registry } = adapters;
+  const { taskStore: store, agentRegistry: registry } = adapters;
+  const queue = adapters.taskQueue;
   const relay = new EventRelay({ store, publisher: adapters.eventPublisher, logger });
   // Routing by preferredAgentId (ADR 0004) applies wherever tasks are submitted: the API and a
   // pipeline's next step alike.
@@ -81,12 +89,11 @@ export function createPlatform(
     reconcileSeconds: config.jobReconcileSeconds,
   };
   return {
+    adapters,
     config,
     relay,
     supervisor,
-    sweeper: new Sweeper({ store, queue, relay, config }),
     agents: new AgentService({ registry, store }),
-    agentLiveness: new AgentLivenessSweeper({ registry, config }),
     messaging: new MessagingService({
       registry,
       publisher: adapters.eventPublisher,
@@ -95,6 +102,22 @@ export function createPlatform(
     }),
     jobDeps,
     jobs: new JobService(jobDeps),
-    aggregator: new Aggregator(jobDeps),
+  };
+}
+
+/**
+ * Adds what runs beside requests to a platform: the aggregator (fed task events), and the sweeps of
+ * tasks, agent liveness and jobs, all on the platform's own adapters, relay and job dependencies.
+ *
+ * @example
+ * const { sweeper, agentLiveness, aggregator } = withMaintenance(createPlatform(adapters, config, logger));
+ */
+export function withMaintenance(platform: Platform): PlatformWithMaintenance {
+  const { adapters, config, relay } = platform;
+  return {
+    ...platform,
+    aggregator: new Aggregator(platform.jobDeps),
+    sweeper: new Sweeper({ store: adapters.taskStore, queue: adapters.taskQueue, relay, config }),
+    agentLiveness: new AgentLivenessSweeper({ registry: adapters.agentRegistry, config }),
   };
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { Hono } from "hono/tiny";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { validator } from "hono/validator";
 import type * as z from "zod";
 import { NotFoundError, PayloadTooLargeError } from "#shared/domain/errors";
 import type { Logger } from "#shared/ports/logger";
@@ -88,38 +88,56 @@ export function createApiApp(options: ApiAppOptions): Hono<ApiEnv> {
   return app;
 }
 
-/** The validators of a route's request parts, in the order a client's mistakes are best reported. */
+/**
+ * The validators of a route's request parts: each part is parsed with its schema and stored for
+ * `c.req.valid(...)`. (Hono's `validator` would also parse forms and cookies, which this API has not.)
+ */
 function requestValidators(entry: ApiRoute): MiddlewareHandler[] {
   const request = entry.route.request;
   const validators: MiddlewareHandler[] = [];
+  const part = (
+    target: "param" | "query" | "header",
+    read: (c: Context) => unknown,
+    parse: (value: unknown, c: Context) => unknown,
+  ) =>
+    validators.push(async (c, next) => {
+      c.req.addValidatedData(target, parse(read(c), c) as object);
+      await next();
+    });
   const params = request?.params as z.ZodType | undefined;
   if (params !== undefined) {
-    validators.push(
-      validator("param", (value, c) => {
+    part(
+      "param",
+      (c) => c.req.param(),
+      (value, c) => {
         const parsed = params.safeParse(value);
         // An id no resource could have names no resource: the same 404 as any other unknown id.
         if (!parsed.success) throw new NotFoundError(`${c.req.path.slice(0, 256)} not found`);
-        return parsed.data as Record<string, string>;
-      }),
+        return parsed.data;
+      },
     );
   }
   const query = request?.query as z.ZodType | undefined;
   if (query !== undefined) {
-    validators.push(
-      validator("query", (value) => parseRequest(query, value, { message: "invalid query parameters" })),
+    part(
+      "query",
+      (c) => c.req.query(),
+      (value) => parseRequest(query, value, { message: "invalid query parameters" }),
     );
   }
   const headers = request?.headers as z.ZodType | undefined;
   if (headers !== undefined) {
-    validators.push(
-      validator("header", (value) => parseRequest(headers, value, { message: "invalid request headers" })),
+    part(
+      "header",
+      (c) => c.req.header(),
+      (value) => parseRequest(headers, value, { message: "invalid request headers" }),
     );
   }
   const json = request?.body?.content["application/json"] as { schema?: z.ZodType } | undefined;
   const body = json?.schema;
   if (body !== undefined) {
     const parse =
-      entry.parseBody ?? ((json: unknown) => parseRequest(body, json, { message: "invalid request body" }));
+      entry.parseBody ?? ((value: unknown) => parseRequest(body, value, { message: "invalid request body" }));
     validators.push(async (c, next) => {
       c.req.addValidatedData("json", parse(await readJson(c.req.raw)) as object);
       await next();

@@ -1,10 +1,11 @@
 import type { PlatformConfig } from "#shared/config/platform";
 import { queuesForCapability } from "#shared/config/platform";
-import { Dispatcher, type DispatcherDeps, type WorkerLogger } from "#shared/core/dispatcher";
+import { Dispatcher, type DispatcherDeps } from "#shared/core/dispatcher";
 import type { EventRelay } from "#shared/core/event-relay";
 import { agentInboxQueue } from "#shared/core/routing";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { Clock } from "#shared/ports/clock";
+import type { Logger } from "#shared/ports/logger";
 import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import { type AgentPresence, startAgentPresence } from "./agent-presence.ts";
@@ -16,7 +17,7 @@ export interface PollerOptions {
   readonly queue: TaskQueue;
   readonly relay: EventRelay;
   readonly config: PlatformConfig;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   /** Unique per running instance. */
   readonly agentId: string;
   /** Long-poll wait on an empty queue (20 on SQS; short for the embedded queue). */
@@ -106,7 +107,7 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
         // The message becomes visible again after its lease; the store's guards make the rerun safe.
         options.logger.error("task message failed; it will be redelivered", {
           messageId: message.messageId,
-          error: error instanceof Error ? error.message : String(error),
+          error,
         });
       }
     })();
@@ -143,7 +144,7 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
       } catch (error) {
         if (stopping.signal.aborted) break;
         options.logger.error("receive failed; backing off", {
-          error: error instanceof Error ? error.message : String(error),
+          error,
         });
         await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
