@@ -48,7 +48,7 @@ describe("the API app on Lambda (hono/aws-lambda, payload v2)", () => {
       method: "POST",
       path: "/tasks",
       body: task,
-      headers: { "Idempotency-Key": "" },
+      headers: { "Idempotency-Key": "k".repeat(129) },
     });
     const differing = await call({
       method: "POST",
