@@ -28,8 +28,15 @@ export interface PlatformAdapters {
   readonly jobStore: JobStore;
 }
 
+/**
+ * Custom job reducers of the deployed functions, next to the built-in ones. Register yours here: the
+ * API, the aggregator and the sweeper all build their jobs with this list, so a job the API accepts
+ * is one the aggregator can reduce.
+ */
+export const DEPLOYED_REDUCERS: readonly ReducerDefinition[] = [];
+
 export interface PlatformOptions {
-  /** Custom job reducers (`defineReducer`), next to the built-in ones. @default none */
+  /** Custom job reducers (`defineReducer`), next to the built-in ones. @default DEPLOYED_REDUCERS */
   readonly reducers?: readonly ReducerDefinition[];
 }
 
@@ -84,7 +91,7 @@ export function createPlatform(
     tasks: store,
     supervisor,
     publisher: adapters.eventPublisher,
-    reducers: createReducerRegistry(options.reducers ?? []),
+    reducers: createReducerRegistry(options.reducers ?? DEPLOYED_REDUCERS),
     logger,
     reconcileSeconds: config.jobReconcileSeconds,
   };
