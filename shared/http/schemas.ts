@@ -1,4 +1,6 @@
 import * as z from "zod";
+import { ValidationError } from "#shared/domain/errors";
+import { findJsonProblem, MAX_REQUEST_DEPTH } from "#shared/domain/json";
 import { SupervisorStatisticsSchema } from "#shared/domain/statistics";
 import {
   MAX_BATCH_SIZE,
@@ -181,11 +183,31 @@ export function readJsonBody(request: { readonly body: string | undefined }): un
       { path: "", message: "body is empty" },
     ]);
   }
+  let body: unknown;
   try {
-    return JSON.parse(request.body);
+    body = JSON.parse(request.body);
   } catch (error) {
     throw new InvalidJsonError("request body is not valid JSON", [
       { path: "", message: error instanceof Error ? error.message : "unparseable" },
+    ]);
+  }
+  assertRequestDepth(body);
+  return body;
+}
+
+/**
+ * Refuses a body nested deeper than {@link MAX_REQUEST_DEPTH} before anything recursive (schema
+ * validation, `JSON.stringify`) walks it: 2,000 levels overflow the stack of either. The check itself
+ * is iterative. Every value inside is checked against the full JSON rule by its own schema.
+ *
+ * @example
+ * assertRequestDepth(JSON.parse("[[[]]]")); // fine
+ */
+export function assertRequestDepth(body: unknown): void {
+  const problem = findJsonProblem(body, { maxDepth: MAX_REQUEST_DEPTH, depthOnly: true });
+  if (problem !== undefined) {
+    throw new ValidationError(`request body nests deeper than ${MAX_REQUEST_DEPTH} levels`, [
+      { path: problem.path, message: problem.message },
     ]);
   }
 }

@@ -12,7 +12,7 @@ import { type HttpApiRequest, httpApiEvent } from "#test/support/http-api-events
 function setup() {
   const f = createCoreFixture();
   const registry = new MemoryAgentRegistry();
-  const bus = new MemoryEventBus();
+  const bus = new MemoryEventBus({ recordPublished: true });
   const agents = new AgentService({ registry, store: f.store });
   const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus });
   const router = createApiRouter({

@@ -56,7 +56,7 @@ class HeldBus implements EventBus {
 async function setup(options: { bus?: EventBus; clock?: Clock } = {}) {
   const clock = options.clock ?? new FixedClock();
   const registry = new MemoryAgentRegistry();
-  const bus = options.bus ?? new MemoryEventBus({ maxDeliveryAttempts: 3 });
+  const bus = options.bus ?? new MemoryEventBus({ maxDeliveryAttempts: 3, recordPublished: true });
   let sequence = 0;
   const messaging = new MessagingService({
     registry,

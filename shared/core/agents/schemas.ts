@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { AgentCapabilitiesSchema, AgentInfoSchema, AgentStatusSchema } from "#shared/domain/agent";
 import { type ErrorDetail, ValidationError } from "#shared/domain/errors";
+import { StorableJsonSchema } from "#shared/domain/json";
 import { AgentMessageSchema } from "#shared/domain/message";
 import { jsonByteLength } from "#shared/domain/task";
 
@@ -79,7 +80,7 @@ export const SendMessageInputSchema = z
     fromAgentId: AgentIdentifierSchema,
     toAgentId: z.union([z.literal(BROADCAST), AgentIdentifierSchema]),
     messageType: AgentIdentifierSchema,
-    payload: z.json(),
+    payload: StorableJsonSchema,
     headers: z
       .record(z.string().min(1).max(128), z.string().max(1024))
       .refine((h) => Object.keys(h).length <= 32, { message: "at most 32 headers" })
