@@ -63,8 +63,20 @@ export type SubmitTasksResponse = z.infer<typeof SubmitTasksResponseSchema>;
  */
 export const TaskIdSchema = z.string().min(1).max(128);
 
-/** The `Idempotency-Key` header: the same bounds as a task's own `idempotencyKey`. */
-export const IdempotencyKeyHeaderSchema = z.string().min(1).max(128);
+/**
+ * The `Idempotency-Key` header: 1–128 visible ASCII characters, no comma. Header values travel as
+ * bytes that servers decode as Latin-1, so anything beyond ASCII would be stored garbled; a UTF-8 key
+ * goes in the body's `idempotencyKey` instead. Proxies and API Gateway join a repeated header with
+ * commas, so a comma means two keys were sent, and is refused rather than taken as one joined key.
+ */
+export const IdempotencyKeyHeaderSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(
+    /^[\x21-\x2B\x2D-\x7E]+$/,
+    "must be one header of visible ASCII characters without commas (a UTF-8 key goes in the body's idempotencyKey)",
+  );
 export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
 
 /**

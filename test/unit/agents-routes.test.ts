@@ -150,6 +150,11 @@ describe("agent routes", () => {
   it("accepts a message with 202 and says who it went to", async () => {
     const { call, bus } = setup();
     await call({ method: "POST", path: "/agents", body: registration });
+    await call({
+      method: "POST",
+      path: "/agents",
+      body: { agentId: "ops", agentType: "operator", capabilities: {} },
+    });
 
     const sent = await call({
       method: "POST",
