@@ -40,7 +40,11 @@ export type UpdateAgentStatusInput = z.infer<typeof UpdateAgentStatusInputSchema
 export const HeartbeatResponseSchema = z.object({ cancelRequests: z.array(z.string()) });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
-export const AgentListResponseSchema = z.object({ items: z.array(AgentInfoSchema) });
+export const AgentListResponseSchema = z.object({
+  items: z.array(AgentInfoSchema),
+  /** Present when there may be more agents: pass it as `cursor` for the next page. */
+  nextCursor: z.string().optional(),
+});
 
 /** The registered agents serving one capability (or all agents), and what they have done. */
 export const WorkerPoolStatisticsSchema = z.object({
