@@ -23,7 +23,10 @@ export const MAX_JSON_DEPTH = 24;
 export const MAX_REQUEST_DEPTH = MAX_JSON_DEPTH + 16;
 /** DynamoDB's number range: magnitudes below this are refused (0 excepted). */
 export const MIN_NUMBER_MAGNITUDE = 1e-130;
-/** DynamoDB's number range: magnitudes at or above this are refused. */
+/**
+ * DynamoDB's number range: magnitudes at or above this are refused. (Every double above 2^53 is an
+ * integer the SDK refuses as imprecise anyway, so in practice the integer bound is the upper one.)
+ */
 export const MAX_NUMBER_MAGNITUDE = 1e126;
 /** Longest object key, in UTF-8 bytes (a DynamoDB attribute name). */
 export const MAX_KEY_BYTES = 65_535;

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
 import { apiClient } from "./api-client.ts";
+import { describeHostileInput } from "./hostile-input.suite.ts";
 
 /** A capability the e2e configuration declares and no worker serves: its tasks wait in the queue. */
 export const HELD_CAPABILITY = "held";
@@ -37,6 +38,8 @@ export function describeTaskApi(name: string, start: () => Promise<RunningSystem
     afterAll(async () => {
       await system?.stop();
     }, 60_000);
+
+    describe("hostile input", () => describeHostileInput(() => api));
 
     it("answers health", async () => {
       const response = await api.get("/health");
