@@ -12,6 +12,7 @@ import { AgentRouter } from "#shared/core/agents/agent-router";
 import { AgentService } from "#shared/core/agents/agent-service";
 import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
 import { MessagingService } from "#shared/core/agents/messaging-service";
+import { DeadLetterService } from "#shared/core/dead-letters";
 import type { WorkerLogger } from "#shared/core/dispatcher";
 import { EventRelay } from "#shared/core/event-relay";
 import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
@@ -20,6 +21,7 @@ import { createReducerRegistry, type ReducerDefinition } from "#shared/core/jobs
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper } from "#shared/core/sweeper";
 import { agentRoutes } from "#shared/http/agent-routes";
+import { dlqRoutes } from "#shared/http/dlq-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
 import { jobRoutes } from "#shared/http/job-routes";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
@@ -145,7 +147,11 @@ async function compose(
   const handler = createSupervisorApiHandler({
     supervisor,
     logger,
-    extraRoutes: [...agentRoutes({ agents, messaging }), ...jobRoutes(jobs)],
+    extraRoutes: [
+      ...agentRoutes({ agents, messaging }),
+      ...jobRoutes(jobs),
+      ...dlqRoutes(new DeadLetterService({ store, queue, relay, config })),
+    ],
   });
   const server = await serveHttpApi(handler, {
     port: options.port ?? 3000,

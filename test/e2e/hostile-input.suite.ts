@@ -123,3 +123,57 @@ export function describeHostileInput(api: () => Api): void {
     expect(task).toMatchObject({ status: "failed", attempts: 1, error: { code: "output_not_storable" } });
   });
 }
+
+/**
+ * Dead-letter queues as a feature (issue 11), end to end on every runtime: a task whose attempts ran
+ * out is listed in its capability's DLQ with its last error, and a redrive runs it again under the same
+ * id with a fresh attempt budget.
+ */
+export function describeDeadLetters(api: () => Api): void {
+  it("lists a dead-lettered task with its last error, and a redrive completes it under the same id", async () => {
+    // Attempt 1 fails and is the last one: the task fails and its message goes to the DLQ.
+    const taskId = await api().submit({
+      taskType: "echo",
+      input: { value: "dlq", failAttempts: 1 },
+      maxAttempts: 1,
+    });
+    await api().waitForStatus(taskId, ["failed"], 30_000);
+
+    let listed: any;
+    for (let i = 0; i < 100 && listed === undefined; i++) {
+      const response = await api().get("/dlq?capability=diagnostics");
+      expect(response.status).toBe(200);
+      listed = response.body.queues
+        .flatMap((q: any) => q.items.map((item: any) => ({ ...item, queue: q })))
+        .find((item: any) => item.taskId === taskId);
+      if (listed === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(listed).toMatchObject({ taskId, status: "failed", lastError: { code: "handler_error" } });
+    expect(listed.queue.depth).toBeGreaterThanOrEqual(1);
+
+    const redrive = await api().post("/dlq/redrive", { capability: "diagnostics", taskIds: [taskId] });
+    expect(redrive.status, JSON.stringify(redrive.body)).toBe(200);
+    expect(redrive.body.redriven).toEqual([taskId]);
+
+    const task = await api().waitForStatus(taskId, ["completed"], 30_000);
+    expect(task).toMatchObject({
+      taskId,
+      attempts: 2,
+      maxAttempts: 2,
+      result: { output: { value: "dlq", attempt: 2 } },
+    });
+    // Its message left the DLQ: a second redrive finds nothing of it.
+    const again = await api().post("/dlq/redrive", { taskIds: [taskId] });
+    expect(again.body).toEqual({ redriven: [], dropped: [] });
+  });
+
+  it("answers 400 for a redrive or listing that names no capability", async () => {
+    expectError(
+      await api().post("/dlq/redrive", { capability: "no-such-capability" }),
+      400,
+      "validation_error",
+    );
+    expectError(await api().get("/dlq?capability=no-such-capability"), 400, "validation_error");
+    expectError(await api().post("/dlq/redrive", { surprise: 1 }), 400, "validation_error");
+  });
+}

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultPlatformConfig, type PlatformConfig } from "#shared/config/platform";
 import { apiClient } from "./api-client.ts";
-import { describeHostileInput } from "./hostile-input.suite.ts";
+import { describeDeadLetters, describeHostileInput } from "./hostile-input.suite.ts";
 
 /** A capability the e2e configuration declares and no worker serves: its tasks wait in the queue. */
 export const HELD_CAPABILITY = "held";
@@ -40,6 +40,7 @@ export function describeTaskApi(name: string, start: () => Promise<RunningSystem
     }, 60_000);
 
     describe("hostile input", () => describeHostileInput(() => api));
+    describe("dead-letter queues", () => describeDeadLetters(() => api));
 
     it("answers health", async () => {
       const response = await api.get("/health");

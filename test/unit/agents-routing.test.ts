@@ -261,5 +261,7 @@ function bind(queue: TaskQueue): TaskQueue {
     ack: queue.ack.bind(queue),
     retryLater: queue.retryLater.bind(queue),
     deadLetter: queue.deadLetter.bind(queue),
+    inspectDeadLetters: queue.inspectDeadLetters.bind(queue),
+    redriveDeadLetters: queue.redriveDeadLetters.bind(queue),
   };
 }
