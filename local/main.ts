@@ -8,11 +8,19 @@ async function main(): Promise<void> {
     throw new Error(`PORT must be an integer from 0 to 65535, got "${process.env.PORT}"`);
   }
   const emulated = process.argv.includes("--emulated");
+  const dataDirAt = process.argv.indexOf("--data-dir");
+  const dataDir = dataDirAt >= 0 ? process.argv[dataDirAt + 1] : undefined;
+  if (dataDirAt >= 0 && (dataDir === undefined || dataDir.startsWith("--") || !emulated)) {
+    throw new Error(
+      "--data-dir <dir> needs a directory and --emulated (the embedded mode keeps nothing on disk)",
+    );
+  }
   if (emulated) console.log("Starting Amazon DynamoDB Local and the SQS emulator…");
   const runtime = await startLocalRuntime({
     port,
     logLevel: parseLogLevel(process.env.LOG_LEVEL),
     mode: emulated ? "emulated" : "embedded",
+    ...(dataDir !== undefined ? { dataDir } : {}),
   });
   const adapters = emulated
     ? "AWS adapters on DynamoDB Local + SQS emulator, Lambda workers"

@@ -62,6 +62,11 @@ export interface LocalRuntimeOptions {
   readonly sweepIntervalMs?: number;
   /** How often a running task checks for a cancel request. @default 200 */
   readonly cancelCheckIntervalMs?: number;
+  /**
+   * Emulated mode: where DynamoDB Local keeps its data, so tasks survive a restart (kill -9 included).
+   * The SQS emulator stays in memory: the sweeper enqueues again what its queues lost. @default in memory
+   */
+  readonly dataDir?: string;
   /** Custom job reducers (`defineReducer`), next to the built-in ones. @default none */
   readonly reducers?: readonly ReducerDefinition[];
 }
@@ -102,7 +107,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const config = options.config ?? defaultPlatformConfig;
   const mode = options.mode ?? "embedded";
   const logger = createConsoleLogger(options.logLevel ?? "info");
-  const infra = mode === "emulated" ? await startEmulatedInfrastructure(config) : undefined;
+  const infra =
+    mode === "emulated"
+      ? await startEmulatedInfrastructure(
+          config,
+          options.dataDir !== undefined ? { dataDir: options.dataDir } : {},
+        )
+      : undefined;
   try {
     return await compose(options, config, mode, logger, infra);
   } catch (error) {
