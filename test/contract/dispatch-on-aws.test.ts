@@ -46,7 +46,7 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
     queueUrls = queues.queueUrls;
     store = new DynamoTaskStore({ client: dynamodb, tableName, clock });
     queue = new SqsTaskQueue({ client: sqs, queueUrls: queues.queueUrls, dlqUrls: queues.dlqUrls });
-    bus = new MemoryEventBus();
+    bus = new MemoryEventBus({ recordPublished: true });
     relay = new EventRelay({ store, publisher: bus });
     supervisor = new Supervisor({ store, queue, relay, config, clock });
   });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformConfig } from "#shared/agents/workers";
 import type { PlatformConfig } from "#shared/config/platform";
 import { apiClient } from "./api-client.ts";
+import { describeDeadLetters, describeHostileInput } from "./hostile-input.suite.ts";
 
 /** A capability the e2e configuration declares and no worker serves: its tasks wait in the queue. */
 export const HELD_CAPABILITY = "held";
@@ -39,6 +40,9 @@ export function describeTaskApi(name: string, start: () => Promise<RunningSystem
     afterAll(async () => {
       await system?.stop();
     }, 60_000);
+
+    describe("hostile input", () => describeHostileInput(() => api));
+    describe("dead-letter queues", () => describeDeadLetters(() => api));
 
     it("answers health", async () => {
       const response = await api.get("/health");
