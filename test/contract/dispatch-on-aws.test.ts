@@ -17,7 +17,7 @@ import { createTestQueues, createTestTable, localDynamoClient, localSqsClient } 
 import { ManualClock, silentLogger } from "#test/support/core-fixture";
 
 /**
- * RELIABILITY.md F1, F2, F4, F7 and F8 on the AWS adapters: the dispatcher and the Lambda batch
+ * docs/reliability.md F1, F2, F4, F7 and F8 on the AWS adapters: the dispatcher and the Lambda batch
  * handler against DynamoDB Local and the SQS emulator, so the write paths are proven on the real
  * conditional writes, not only on the embedded store.
  */

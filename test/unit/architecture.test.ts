@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 /**
- * ARCHITECTURE.md's dependency rule, checked on the source: functions, local and infra → core →
+ * The dependency rule (README, "Architecture"), checked on the source: functions, local and infra → core →
  * ports → domain; adapters implement ports and never import each other or core; core imports no SDK.
  */
 const root = fileURLToPath(new URL("../..", import.meta.url));
