@@ -331,7 +331,8 @@ export class MessagingService {
 
 /** What makes two messages with one id different: everything but the recipient and the delivery. */
 function messageDigest(message: AgentMessage): string {
-  const { toAgentId: _to, ...content } = message;
+  // Not the send time either: a sender that resends the same message later is retrying it.
+  const { toAgentId: _to, timestamp: _sentAt, ...content } = message;
   return createHash("sha256").update(stableJson(content)).digest("base64url");
 }
 
