@@ -4,22 +4,36 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiClient } from "./api-client.ts";
 
 /**
- * The README's quick start, exactly as a user runs it: `npm start` (and `npm start -- --emulated`),
- * then the banner's curl. Both run on the pinned Node.js, so the AWS SDK's warning about old Node.js
+ * The README's quick start, exactly as a user runs it: `npm start`, `npm start -- --emulated` and
+ * `npm start -- --azure` (on the local Service Bus peer: a worker reads a Service Bus queue), then the
+ * banner's curl and Ctrl-C. All run on the pinned Node.js, so the AWS SDK's warning about old Node.js
  * versions never appears.
  */
 describe.each([
-  { command: "npm start", args: ["start"], budgetMs: 2_000 },
+  { command: "npm start", args: ["start"], budgetMs: 2_000, adapters: "embedded adapters" },
   // DynamoDB Local and the SQS emulator start first; a cold JVM answers the first task slowly.
-  { command: "npm start -- --emulated", args: ["start", "--", "--emulated"], budgetMs: 15_000 },
-])("quick start ($command)", ({ args, budgetMs }) => {
+  {
+    command: "npm start -- --emulated",
+    args: ["start", "--", "--emulated"],
+    budgetMs: 15_000,
+    adapters: "AWS adapters on DynamoDB Local + SQS emulator",
+  },
+  {
+    command: "npm start -- --azure",
+    args: ["start", "--", "--azure"],
+    budgetMs: 15_000,
+    adapters: "Azure Service Bus local peer for tasks and messages",
+  },
+])("quick start ($command)", ({ args, budgetMs, adapters }) => {
   let child: ChildProcess;
   let url: string;
   let output = "";
 
   beforeAll(async () => {
+    // `--azure` uses a real namespace when this is set; the test runs on the local peer.
+    const { AZURE_SERVICE_BUS_CONNECTION_STRING: _realNamespace, ...env } = process.env;
     child = spawn("npm", args, {
-      env: { ...process.env, PORT: "0" },
+      env: { ...env, PORT: "0" },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -49,8 +63,9 @@ describe.each([
     }
   });
 
-  it("prints the curl example with the URL it serves", () => {
+  it("prints the curl example with the URL it serves, and the adapters it runs on", () => {
     expect(output).toContain(`curl -s -X POST ${url}/tasks`);
+    expect(output).toContain(adapters);
   });
 
   it("completes the banner's example task within its budget", async () => {
