@@ -41,8 +41,11 @@ export interface EmulatedInfrastructure {
  * const infra = await startEmulatedInfrastructure(config);
  * await infra.stop();
  */
-export async function startEmulatedInfrastructure(config: PlatformConfig): Promise<EmulatedInfrastructure> {
-  const emulators = await startEmulators();
+export async function startEmulatedInfrastructure(
+  config: PlatformConfig,
+  options: { dataDir?: string } = {},
+): Promise<EmulatedInfrastructure> {
+  const emulators = await startEmulators(options);
   try {
     const requests = new RequestCounter();
     const dynamodb = new DynamoDBClient({

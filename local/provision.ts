@@ -1,4 +1,4 @@
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { createAgentryTable } from "#shared/adapters/aws/table-schema";
 import { type PlatformConfig, queuesForCapability } from "#shared/config/platform";
@@ -26,7 +26,9 @@ export async function provisionLocalResources(options: {
   prefix: string;
 }): Promise<ProvisionedResources> {
   const tableName = `${options.prefix}-tasks`;
-  await createAgentryTable(options.dynamodb, tableName);
+  // A durable data directory already holds the table from the previous run.
+  const existing = await options.dynamodb.send(new ListTablesCommand({}));
+  if (!existing.TableNames?.includes(tableName)) await createAgentryTable(options.dynamodb, tableName);
   const queueUrls: Record<string, string> = {};
   const dlqUrls: Record<string, string> = {};
   for (const capability of options.config.capabilities) {

@@ -12,6 +12,7 @@ import { AgentRouter } from "#shared/core/agents/agent-router";
 import { AgentService } from "#shared/core/agents/agent-service";
 import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
 import { MessagingService } from "#shared/core/agents/messaging-service";
+import { canRedrive, DeadLetterService } from "#shared/core/dead-letters";
 import type { WorkerLogger } from "#shared/core/dispatcher";
 import { EventRelay } from "#shared/core/event-relay";
 import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
@@ -20,6 +21,7 @@ import { createReducerRegistry, type ReducerDefinition } from "#shared/core/jobs
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper } from "#shared/core/sweeper";
 import { agentRoutes } from "#shared/http/agent-routes";
+import { dlqRoutes } from "#shared/http/dlq-routes";
 import { createSupervisorApiHandler } from "#shared/http/handler";
 import { jobRoutes } from "#shared/http/job-routes";
 import { queueRoutes } from "#shared/http/queue-routes";
@@ -70,6 +72,11 @@ export interface LocalRuntimeOptions {
   readonly sweepIntervalMs?: number;
   /** How often a running task checks for a cancel request. @default 200 */
   readonly cancelCheckIntervalMs?: number;
+  /**
+   * Emulated mode: where DynamoDB Local keeps its data, so tasks survive a restart (kill -9 included).
+   * The SQS emulator stays in memory: the sweeper enqueues again what its queues lost. @default in memory
+   */
+  readonly dataDir?: string;
   /** Custom job reducers (`defineReducer`), next to the built-in ones. @default none */
   readonly reducers?: readonly ReducerDefinition[];
 }
@@ -112,7 +119,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   assertEveryCapabilityServed(config, options.workers ?? registeredWorkers);
   const mode = options.mode ?? "embedded";
   const logger = createConsoleLogger(options.logLevel ?? "info");
-  const infra = mode === "emulated" ? await startEmulatedInfrastructure(config) : undefined;
+  const infra =
+    mode === "emulated"
+      ? await startEmulatedInfrastructure(
+          config,
+          options.dataDir !== undefined ? { dataDir: options.dataDir } : {},
+        )
+      : undefined;
   const azure =
     mode === "azure"
       ? await startAzureInfrastructure(config, {
@@ -173,6 +186,8 @@ async function compose(
       ...jobRoutes(jobs),
       // Not every adapter can count its messages (Service Bus needs its administration client).
       ...(queue.depth ? queueRoutes({ queue: { depth: queue.depth.bind(queue) }, config }) : []),
+      // Not every adapter has the dead-letter operations yet (Service Bus does not).
+      ...(canRedrive(queue) ? dlqRoutes(new DeadLetterService({ store, queue, relay, config })) : []),
     ],
   });
   const server = await serveHttpApi(handler, {

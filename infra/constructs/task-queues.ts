@@ -16,7 +16,7 @@ export const VISIBILITY_TIMEOUT_MULTIPLIER = 6;
 
 /** Lambda's longest timeout, in seconds. */
 const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
-/** SQS bounds on maxReceiveCount; the platform requires at least 5 (a poison task must be retried, then dead-lettered). */
+/** SQS bounds on maxReceiveCount; the platform requires at least 5 (docs/reliability.md). */
 const MIN_MAX_RECEIVE_COUNT = 5;
 const MAX_MAX_RECEIVE_COUNT = 1000;
 const CAPABILITY_NAME = /^[A-Za-z0-9-]+$/;

@@ -278,7 +278,7 @@ export class AgentryClient {
       operation: "listAgents",
       method: "GET",
       path: "/agents",
-      query: { ...query },
+      query: { ...query, limit: query.limit === undefined ? undefined : Number(query.limit) },
       schema: AgentListResponseSchema,
       idempotent: true,
     }).then((page) => page.items);

@@ -5,13 +5,7 @@ import { NonRetryableError } from "#shared/domain/errors";
 import { type BusEvent, DetailType } from "#shared/domain/events";
 import { isTerminal } from "#shared/domain/lifecycle";
 import { Counter, type CounterDeltas } from "#shared/domain/statistics";
-import {
-  jsonByteLength,
-  MAX_PAYLOAD_BYTES,
-  type Task,
-  type TaskError,
-  type TaskStatus,
-} from "#shared/domain/task";
+import { prepareOutput, type Task, type TaskError, type TaskStatus } from "#shared/domain/task";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
 import type { TaskPatch, TaskStore, TransitionRequest } from "#shared/ports/task-store";
@@ -355,18 +349,16 @@ export class Dispatcher {
     executionTimeMs: number,
   ): Promise<Settlement> {
     if (outcome.ok) {
-      const bytes = jsonByteLength(outcome.output);
-      if (bytes > MAX_PAYLOAD_BYTES) {
+      // An output the store would refuse fails the task once, not retried: the handler would produce it again.
+      const prepared = prepareOutput(task, outcome.output);
+      if ("problem" in prepared) {
         return this.settleFinish(
           await this.finish(
             task,
             "failed",
             {
-              error: {
-                code: "output_too_large",
-                message: `output is ${bytes} bytes; the limit is ${MAX_PAYLOAD_BYTES}`,
-              },
-              result: { success: false, errorMessage: "output too large", executionTimeMs },
+              error: prepared.problem,
+              result: { success: false, errorMessage: prepared.problem.message, executionTimeMs },
             },
             { leaseToken },
           ),
@@ -376,7 +368,7 @@ export class Dispatcher {
         await this.finish(
           task,
           "completed",
-          { result: { success: true, output: (outcome.output ?? null) as Task["input"], executionTimeMs } },
+          { result: { success: true, output: prepared.output, executionTimeMs } },
           { leaseToken, executionTimeMs },
         ),
       );

@@ -8,6 +8,7 @@ import {
   PayloadTooLargeError,
   ValidationError,
 } from "#shared/domain/errors";
+import { findJsonProblem } from "#shared/domain/json";
 import { isTerminal } from "#shared/domain/lifecycle";
 import { Counter, type SupervisorStatistics, statisticsFromCounters } from "#shared/domain/statistics";
 import {
@@ -255,6 +256,15 @@ export class Supervisor {
         throw new PayloadTooLargeError(
           `task ${index} input is ${bytes} bytes; the limit is ${MAX_PAYLOAD_BYTES} bytes (256 KiB)`,
         );
+      }
+      // The edge checks this too; callers in code (pipelines, the SDK) reach the store only through here.
+      const problem = findJsonProblem(input.input, {
+        path: inputs.length > 1 ? ["tasks", index, "input"] : ["input"],
+      });
+      if (problem !== undefined) {
+        throw new ValidationError(`task ${index}: input cannot be stored`, [
+          { path: problem.path, message: problem.message },
+        ]);
       }
     });
   }

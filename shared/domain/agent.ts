@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { StorableJsonSchema } from "./json.ts";
 
 export const AGENT_STATUSES = ["available", "busy", "unavailable", "error", "unknown"] as const;
 export const AgentStatusSchema = z.enum(AGENT_STATUSES);
@@ -8,7 +9,7 @@ export const AgentCapabilitiesSchema = z.object({
   supportedTools: z.array(z.string().min(1).max(128)).max(100).default([]),
   supportedIntents: z.array(z.string().min(1).max(128)).max(100).default([]),
   maxConcurrentTasks: z.int().min(1).max(10_000).default(1),
-  metadata: z.record(z.string(), z.json()).default({}),
+  metadata: z.record(z.string().min(1).max(128), StorableJsonSchema).default({}),
 });
 export type AgentCapabilities = z.infer<typeof AgentCapabilitiesSchema>;
 

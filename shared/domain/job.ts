@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { StorableJsonSchema } from "./json.ts";
 import { TaskErrorSchema, TaskInputSchema } from "./task.ts";
 
 /**
@@ -26,6 +27,12 @@ export const MAX_JOB_STEPS = 10;
  */
 export const MAX_JOB_PLAN_BYTES = 300 * 1024;
 export const MAX_JOB_RESULT_BYTES = 350 * 1024;
+/**
+ * Most bytes of task input one pipeline step may fan out to, all its tasks together. Each input has
+ * its own 256 KiB limit, but a template that copies a large previous result into each of 1,000 tasks
+ * would multiply it a thousandfold; the step fails (`fan_out_too_large`) before any task is created.
+ */
+export const MAX_STEP_INPUT_BYTES = 8 * 1024 * 1024;
 /**
  * Task metadata keys the platform sets on a job's tasks (which step, which position), so the
  * aggregator learns both from the task record. Clients may not use the prefix.
@@ -145,7 +152,7 @@ export const FromPreviousSchema = z
     taskType: identifier,
     forEach: z.enum(FOR_EACH_SOURCES).optional(),
     /** The input template; `{ "$from": path }` objects are replaced. */
-    input: z.json().optional(),
+    input: StorableJsonSchema.optional(),
     requiredCapability: identifier.optional(),
     preferredAgentId: identifier.optional(),
     priority: z.int().min(-100).max(100).optional(),

@@ -1,11 +1,12 @@
 import * as z from "zod";
+import { StorableJsonSchema } from "./json.ts";
 
 export const AgentMessageSchema = z.object({
   messageId: z.string(),
   fromAgentId: z.string(),
   toAgentId: z.string(),
   messageType: z.string(),
-  payload: z.json(),
+  payload: StorableJsonSchema,
   headers: z.record(z.string(), z.string()),
   timestamp: z.string(),
   correlationId: z.string().optional(),

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { findJsonProblem, StorableJsonSchema } from "./json.ts";
 
 /** Task states, named after the A2A protocol's task states. */
 export const TASK_STATUSES = [
@@ -28,21 +29,32 @@ const identifier = z
   );
 
 export const MetadataSchema = z
-  .record(z.string().max(128), z.string().max(1024))
+  .record(z.string().min(1).max(128), z.string().max(1024))
   .refine((m) => Object.keys(m).length <= 32, {
     message: "at most 32 metadata entries",
   });
 
+/**
+ * An idempotency key in a body: 1–128 characters of UTF-8 text, no control characters (they are
+ * invisible in logs and listings) and no unpaired surrogates (they cannot be stored as UTF-8). The
+ * `Idempotency-Key` header is stricter: HTTP header values are bytes, so it takes visible ASCII only.
+ */
+export const IdempotencyKeySchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^\p{Cc}\p{Cs}]+$/u, "must be text without control characters or unpaired surrogates");
+
 /** What a client submits: one unit of work for one worker. (WorkerTask in the original design.) */
 export const TaskInputSchema = z.strictObject({
   taskType: identifier,
-  input: z.json(),
+  input: StorableJsonSchema,
   requiredCapability: identifier.optional(),
   preferredAgentId: identifier.optional(),
   priority: z.int().min(-100).max(100).optional(),
   timeoutSeconds: z.int().min(1).max(900).optional(),
   maxAttempts: z.int().min(1).max(10).optional(),
-  idempotencyKey: z.string().min(1).max(128).optional(),
+  idempotencyKey: IdempotencyKeySchema.optional(),
   metadata: MetadataSchema.optional(),
 });
 export type TaskInput = z.infer<typeof TaskInputSchema>;
@@ -109,6 +121,67 @@ export function toPublicTask(task: Task): PublicTask {
 
 export const SubmittedTaskSchema = z.object({ taskId: z.string(), status: TaskStatusSchema });
 export type SubmittedTask = z.infer<typeof SubmittedTaskSchema>;
+
+/**
+ * Most bytes of JSON one task record may hold in its input, output and metadata together. A DynamoDB
+ * item holds 400 KB; the rest of the record (ids, times, error) needs the remaining 40 KiB. Input and
+ * output are each limited to 256 KiB, so a large input leaves less room for the output.
+ */
+export const MAX_RECORD_PAYLOAD_BYTES = 360 * 1024;
+
+/** Why a handler's output cannot be recorded: `output_too_large` or `output_not_storable`. */
+export interface OutputProblem {
+  readonly code: "output_too_large" | "output_not_storable";
+  readonly message: string;
+}
+
+/**
+ * Prepares a handler's output for the task record: the JSON it serializes to (a `Date` becomes its ISO
+ * string, `undefined` null), or the reason it cannot be recorded. Recording must never fail after the
+ * handler succeeded, so everything a store would refuse is found here first: values that are not JSON
+ * (a BigInt, a cycle), values that break the JSON acceptance rule, and outputs too large on their own
+ * or beside the task's input.
+ *
+ * @example
+ * const prepared = prepareOutput(task, await handler(task.input, ctx));
+ * if ("problem" in prepared) fail(prepared.problem); else complete(prepared.output);
+ */
+export function prepareOutput(
+  task: Pick<Task, "input" | "metadata">,
+  output: unknown,
+): { readonly output: z.core.util.JSONType } | { readonly problem: OutputProblem } {
+  let text: string;
+  try {
+    text = JSON.stringify(output ?? null) ?? "null";
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { problem: { code: "output_not_storable", message: `output is not JSON: ${reason}` } };
+  }
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_PAYLOAD_BYTES) {
+    return {
+      problem: {
+        code: "output_too_large",
+        message: `output is ${bytes} bytes; the limit is ${MAX_PAYLOAD_BYTES}`,
+      },
+    };
+  }
+  const json = JSON.parse(text) as z.core.util.JSONType;
+  const problem = findJsonProblem(json, { path: ["output"] });
+  if (problem !== undefined) {
+    return { problem: { code: "output_not_storable", message: `${problem.path}: ${problem.message}` } };
+  }
+  const total = bytes + jsonByteLength(task.input) + jsonByteLength(task.metadata);
+  if (total > MAX_RECORD_PAYLOAD_BYTES) {
+    return {
+      problem: {
+        code: "output_not_storable",
+        message: `output (${bytes} bytes) and input together are ${total} bytes; a task record holds ${MAX_RECORD_PAYLOAD_BYTES}`,
+      },
+    };
+  }
+  return { output: json };
+}
 
 /** Byte length of a JSON value as it travels on the wire. */
 export function jsonByteLength(value: unknown): number {

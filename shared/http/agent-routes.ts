@@ -1,5 +1,5 @@
 import * as z from "zod";
-import type { AgentService } from "#shared/core/agents/agent-service";
+import { type AgentService, MAX_AGENT_PAGE_SIZE } from "#shared/core/agents/agent-service";
 import type { MessagingService } from "#shared/core/agents/messaging-service";
 import {
   AgentIdentifierSchema,
@@ -19,13 +19,13 @@ import { NotFoundError } from "#shared/domain/errors";
 import { AgentMessageSchema } from "#shared/domain/message";
 import { errorResponses, queryParameters } from "./openapi.ts";
 import type { ApiRequest, ApiRouteTable } from "./router.ts";
-import { apiSchemas, parseRequest, readJsonBody } from "./schemas.ts";
+import { apiSchemas, CursorSchema, parseRequest, readJsonBody } from "./schemas.ts";
 
 /** The use cases the agent routes call (the services, or stand-ins in tests). */
 export interface AgentRoutesDeps {
   readonly agents: Pick<
     AgentService,
-    "register" | "get" | "list" | "updateStatus" | "heartbeat" | "unregister" | "pool"
+    "register" | "get" | "list" | "listPage" | "updateStatus" | "heartbeat" | "unregister" | "pool"
   >;
   readonly messaging: Pick<MessagingService, "send">;
 }
@@ -40,6 +40,14 @@ export const ListAgentsQuerySchema = z.object({
     .describe("Only agents with this capability among their supported tools or intents."),
   type: z.string().min(1).max(128).optional().describe("Only agents of this agentType."),
   status: AgentStatusSchema.optional().describe("Only agents in this status."),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_AGENT_PAGE_SIZE)
+    .default(MAX_AGENT_PAGE_SIZE)
+    .describe(`Most agents on the page (default and maximum ${MAX_AGENT_PAGE_SIZE}).`),
+  cursor: CursorSchema.optional().describe("The nextCursor of the previous page."),
 });
 
 /** `GET /pool` query parameters. */
@@ -130,12 +138,15 @@ export function agentRoutes(deps: AgentRoutesDeps): ApiRouteTable {
         const query = parseRequest(ListAgentsQuerySchema, request.query, {
           message: "invalid query parameters",
         });
-        const items = await agents.list({
-          ...(query.capability !== undefined ? { capability: query.capability } : {}),
-          ...(query.type !== undefined ? { agentType: query.type } : {}),
-          ...(query.status !== undefined ? { status: query.status } : {}),
-        });
-        return { statusCode: 200, body: { items } };
+        const page = await agents.listPage(
+          {
+            ...(query.capability !== undefined ? { capability: query.capability } : {}),
+            ...(query.type !== undefined ? { agentType: query.type } : {}),
+            ...(query.status !== undefined ? { status: query.status } : {}),
+          },
+          { limit: query.limit, ...(query.cursor !== undefined ? { cursor: query.cursor } : {}) },
+        );
+        return { statusCode: 200, body: page };
       },
     },
     {

@@ -1,4 +1,6 @@
 import * as z from "zod";
+import { ValidationError } from "#shared/domain/errors";
+import { findJsonProblem, MAX_REQUEST_DEPTH } from "#shared/domain/json";
 import { SupervisorStatisticsSchema } from "#shared/domain/statistics";
 import {
   MAX_BATCH_SIZE,
@@ -61,8 +63,20 @@ export type SubmitTasksResponse = z.infer<typeof SubmitTasksResponseSchema>;
  */
 export const TaskIdSchema = z.string().min(1).max(128);
 
-/** The `Idempotency-Key` header: the same bounds as a task's own `idempotencyKey`. */
-export const IdempotencyKeyHeaderSchema = z.string().min(1).max(128);
+/**
+ * The `Idempotency-Key` header: 1–128 visible ASCII characters, no comma. Header values travel as
+ * bytes that servers decode as Latin-1, so anything beyond ASCII would be stored garbled; a UTF-8 key
+ * goes in the body's `idempotencyKey` instead. Proxies and API Gateway join a repeated header with
+ * commas, so a comma means two keys were sent, and is refused rather than taken as one joined key.
+ */
+export const IdempotencyKeyHeaderSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(
+    /^[\x21-\x2B\x2D-\x7E]+$/,
+    "must be one header of visible ASCII characters without commas (a UTF-8 key goes in the body's idempotencyKey)",
+  );
 export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
 
 /**
@@ -181,11 +195,31 @@ export function readJsonBody(request: { readonly body: string | undefined }): un
       { path: "", message: "body is empty" },
     ]);
   }
+  let body: unknown;
   try {
-    return JSON.parse(request.body);
+    body = JSON.parse(request.body);
   } catch (error) {
     throw new InvalidJsonError("request body is not valid JSON", [
       { path: "", message: error instanceof Error ? error.message : "unparseable" },
+    ]);
+  }
+  assertRequestDepth(body);
+  return body;
+}
+
+/**
+ * Refuses a body nested deeper than {@link MAX_REQUEST_DEPTH} before anything recursive (schema
+ * validation, `JSON.stringify`) walks it: 2,000 levels overflow the stack of either. The check itself
+ * is iterative. Every value inside is checked against the full JSON rule by its own schema.
+ *
+ * @example
+ * assertRequestDepth(JSON.parse("[[[]]]")); // fine
+ */
+export function assertRequestDepth(body: unknown): void {
+  const problem = findJsonProblem(body, { maxDepth: MAX_REQUEST_DEPTH, depthOnly: true });
+  if (problem !== undefined) {
+    throw new ValidationError(`request body nests deeper than ${MAX_REQUEST_DEPTH} levels`, [
+      { path: problem.path, message: problem.message },
     ]);
   }
 }

@@ -6,6 +6,23 @@ export interface AgentQuery {
   readonly status?: AgentStatus;
 }
 
+/** One page of agents, by agentId ascending. */
+export interface AgentPageRequest {
+  /** Most agents on the page (1–100). */
+  readonly limit: number;
+  /** Only agents whose id sorts after this one (the previous page's `nextAfter`). */
+  readonly after?: string;
+}
+
+export interface AgentPage {
+  readonly items: readonly AgentInfo[];
+  /**
+   * Where the next page starts, when there may be more. A page can be short (even empty) and still
+   * have one: an adapter bounds the items one call reads.
+   */
+  readonly nextAfter?: string;
+}
+
 /**
  * Where agents announce themselves and prove they are alive.
  *
@@ -17,7 +34,10 @@ export interface AgentRegistry {
   /** Creates or replaces the agent (keeps `registeredAt` of an existing one). */
   register(agent: AgentInfo): Promise<AgentInfo>;
   get(agentId: string): Promise<AgentInfo | undefined>;
+  /** Every matching agent, by agentId (for broadcasts and pool statistics, which need them all). */
   list(query: AgentQuery): Promise<readonly AgentInfo[]>;
+  /** A bounded page of matching agents, by agentId: what `GET /agents` serves. */
+  listPage(query: AgentQuery, page: AgentPageRequest): Promise<AgentPage>;
   /** Returns undefined when the agent is unknown. */
   updateStatus(agentId: string, status: AgentStatus): Promise<AgentInfo | undefined>;
   /**

@@ -40,6 +40,30 @@ export interface SendFailure {
   readonly message: string;
 }
 
+/** One message waiting in a dead-letter queue, as `inspectDeadLetters` shows it. */
+export interface DeadLetteredMessage {
+  readonly messageId: string;
+  /** The task the message points at, when its body names one. */
+  readonly taskId?: string;
+  /** Why it was dead-lettered, when the platform moved it (`deadLetter`); absent after maxReceiveCount. */
+  readonly reason?: string;
+  /** When it entered the dead-letter queue (ISO), when the queue says. */
+  readonly deadLetteredAt?: string;
+}
+
+export interface DeadLetterPage {
+  /** Messages in the dead-letter queue (approximate on SQS). */
+  readonly depth: number;
+  /** Up to `limit` of them; on SQS a sample, not an ordered page. */
+  readonly messages: readonly DeadLetteredMessage[];
+}
+
+/**
+ * What to do with one dead-lettered message during a redrive: `send` it back to its queue, `drop` it
+ * (its task needs no delivery), or `keep` it in the dead-letter queue.
+ */
+export type RedriveDecision = "send" | "drop" | "keep";
+
 /**
  * At-least-once task delivery with visibility (lease) semantics, one queue per capability and tier.
  * A received message stays invisible to other consumers until it is acked, its lease runs out, or it
@@ -72,4 +96,20 @@ export interface TaskQueue {
    * which a worker's data-plane connection does not have; without it the route is not served.
    */
   depth?(queue: string): Promise<QueueDepth>;
+  /**
+   * Operations: the depth of a queue's dead-letter queue and up to `limit` of its messages, left in
+   * place. Optional, with `redriveDeadLetters`: the Service Bus adapter does not implement them yet,
+   * and `GET /dlq` / `POST /dlq/redrive` are served only where the queue does.
+   */
+  inspectDeadLetters?(queue: string, options: { limit: number }): Promise<DeadLetterPage>;
+  /**
+   * Operations: takes up to `max` messages from a queue's dead-letter queue and asks `decide` about
+   * each (by the task id its body names): `send` copies it back to the queue and then deletes it,
+   * `drop` deletes it, `keep` leaves it (invisible for a while on SQS, so one call sees it once).
+   * Resolves with how many messages were decided.
+   */
+  redriveDeadLetters?(
+    queue: string,
+    options: { max: number; decide: (taskId: string | undefined) => Promise<RedriveDecision> },
+  ): Promise<number>;
 }

@@ -57,9 +57,25 @@ export interface ListTasksQuery {
   readonly cursor?: string;
 }
 
+/**
+ * A page of tasks. It may hold fewer than `limit` items, even none, and still have a `nextCursor`:
+ * a store bounds the work of one call, and a filtered listing that read its budget without filling
+ * the page says where to continue.
+ */
 export interface TaskPage {
   readonly items: readonly Task[];
   readonly nextCursor?: string;
+}
+
+/**
+ * Whether `key` is a task listing position, `<createdAt ISO time>#<taskId>` — what a listing cursor
+ * encodes. Stores check a decoded cursor with it, so a tampered one is a 400, never a store error.
+ *
+ * @example
+ * isTaskListingPosition("2026-01-01T00:00:00.000Z#3f2a…"); // true
+ */
+export function isTaskListingPosition(key: string): boolean {
+  return key.length <= 512 && /^\d{4}-\d{2}-\d{2}T[0-9:.]+Z#[^\p{Cc}\p{Cs}]{1,256}$/u.test(key);
 }
 
 /**

@@ -123,6 +123,44 @@ export function describeAgentRegistryContract<R extends AgentRegistry>(
       ]);
     });
 
+    it("pages through matching agents by id, each exactly once, with bounded pages", async () => {
+      const statuses = ["available", "busy", "unavailable"] as const;
+      for (let i = 0; i < 23; i++) {
+        await registry.register(
+          newAgent(`agent-${String(i).padStart(2, "0")}`, {
+            status: statuses[i % 3] ?? "available",
+            capabilities: caps(i % 2 === 0 ? ["even"] : ["odd"], []),
+          }),
+        );
+      }
+      const allPages = async (query: Parameters<R["listPage"]>[0], limit: number) => {
+        const pages: string[][] = [];
+        let after: string | undefined;
+        do {
+          const page = await registry.listPage(query, { limit, ...(after !== undefined ? { after } : {}) });
+          expect(page.items.length).toBeLessThanOrEqual(limit);
+          pages.push(page.items.map((a) => a.agentId));
+          after = page.nextAfter;
+          if (pages.length > 50) throw new Error("listPage never ends");
+        } while (after !== undefined);
+        return pages;
+      };
+      const expected = (keep: (i: number) => boolean) =>
+        Array.from({ length: 23 }, (_, i) => i)
+          .filter(keep)
+          .map((i) => `agent-${String(i).padStart(2, "0")}`);
+
+      expect((await allPages({}, 5)).flat()).toEqual(expected(() => true));
+      expect((await allPages({ capability: "even" }, 4)).flat()).toEqual(expected((i) => i % 2 === 0));
+      expect((await allPages({ status: "busy", capability: "odd" }, 2)).flat()).toEqual(
+        expected((i) => i % 3 === 1 && i % 2 === 1),
+      );
+      expect((await allPages({ agentType: "summarizer", status: "available" }, 3)).flat()).toEqual(
+        expected((i) => i % 3 === 0),
+      );
+      expect(await registry.listPage({}, { limit: 5, after: "agent-99" })).toEqual({ items: [] });
+    });
+
     it("updates the status, and listings follow it", async () => {
       await registry.register(newAgent("agent-1"));
 

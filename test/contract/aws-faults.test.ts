@@ -34,7 +34,7 @@ import { createTestTable, localDynamoClient, readItem } from "#test/support/aws"
 import { buildTask } from "#test/support/tasks";
 
 /**
- * Faults the emulators cannot produce (F9-F11 of the failure cases: throttling, UnprocessedItems, partial PutEvents and SQS partial batch failures), injected
+ * Faults the emulators cannot produce (docs/reliability.md F9-F11 and SQS partial batch failures), injected
  * with aws-sdk-client-mock on one client instance each; plus a lost response on DynamoDB Local.
  */
 

@@ -17,7 +17,7 @@ import { createTestQueues, createTestTable, localDynamoClient, localSqsClient } 
 import { ManualClock, silentLogger } from "#test/support/core-fixture";
 
 /**
- * Failure cases F1 (duplicate delivery), F2 (two workers at once), F4 (lost lease), F7 (partial batch) and F8 (cancel races) on the AWS adapters: the dispatcher and the Lambda batch
+ * docs/reliability.md F1, F2, F4, F7 and F8 on the AWS adapters: the dispatcher and the Lambda batch
  * handler against DynamoDB Local and the SQS emulator, so the write paths are proven on the real
  * conditional writes, not only on the embedded store.
  */
@@ -46,7 +46,7 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
     queueUrls = queues.queueUrls;
     store = new DynamoTaskStore({ client: dynamodb, tableName, clock });
     queue = new SqsTaskQueue({ client: sqs, queueUrls: queues.queueUrls, dlqUrls: queues.dlqUrls });
-    bus = new MemoryEventBus();
+    bus = new MemoryEventBus({ recordPublished: true });
     relay = new EventRelay({ store, publisher: bus });
     supervisor = new Supervisor({ store, queue, relay, config, clock });
   });

@@ -11,8 +11,13 @@ import { describeTaskStoreContract } from "./task-store.contract.ts";
 const client = localDynamoClient();
 
 describeTaskStoreContract("DynamoTaskStore", {
-  create: async ({ clock }) =>
-    new DynamoTaskStore({ client, tableName: await createTestTable(client), clock }),
+  create: async ({ clock, maxScannedPerList }) =>
+    new DynamoTaskStore({
+      client,
+      tableName: await createTestTable(client),
+      clock,
+      ...(maxScannedPerList !== undefined ? { maxScannedPerList } : {}),
+    }),
   inspect: (store) => dynamoTaskStoreInspector(client, store.tableName),
 });
 

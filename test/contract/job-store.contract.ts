@@ -91,7 +91,7 @@ const result: JobResult = {
 /**
  * The JobStore contract: every adapter keeps each task's outcome once per job (first write wins),
  * moves counts only with that write, guards structural writes by version, and keeps statistics
- * exact under duplicated and reordered outcomes (duplicated or replayed task events).
+ * exact under duplicated and reordered outcomes (F12, docs/reliability.md).
  */
 export function describeJobStoreContract<S extends JobStore>(
   name: string,

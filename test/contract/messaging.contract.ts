@@ -103,6 +103,7 @@ export function describeMessagingContract<S extends EventBus | MessagingParts>(
     });
 
     it("delivers a direct message to its recipient's subscription only", async () => {
+      await register("x");
       await register("a");
       await register("b");
       const a = collect("a");
@@ -122,6 +123,7 @@ export function describeMessagingContract<S extends EventBus | MessagingParts>(
     });
 
     it("delivers one copy of a broadcast to each recipient in the audience", async () => {
+      await register("x");
       await register("s1", "searcher");
       await register("s2", "searcher");
       await register("w1", "writer");
@@ -142,6 +144,7 @@ export function describeMessagingContract<S extends EventBus | MessagingParts>(
     });
 
     it("delivers by message type whoever the message is for", async () => {
+      await register("x");
       await register("a");
       const typed: string[] = [];
       messaging.subscribeByType("audit", (m) => {
@@ -157,6 +160,7 @@ export function describeMessagingContract<S extends EventBus | MessagingParts>(
     });
 
     it("delivers again to a subscriber that failed (at least once)", async () => {
+      await register("x");
       await register("a");
       let calls = 0;
       const taken: string[] = [];
@@ -180,6 +184,7 @@ export function describeMessagingContract<S extends EventBus | MessagingParts>(
     });
 
     it("never delivers an expired message", async () => {
+      await register("x");
       await register("a");
       const a = collect("a");
       const old = new Date(Date.now() - 10_000).toISOString();
@@ -206,6 +211,7 @@ export function describeMessagingContract<S extends EventBus | MessagingParts>(
     });
 
     it("stops delivering to an unsubscribed handler", async () => {
+      await register("x");
       await register("a");
       const first: string[] = [];
       const second: string[] = [];

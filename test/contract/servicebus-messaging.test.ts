@@ -64,6 +64,7 @@ describe("ServiceBusEventBus on Service Bus", () => {
       await registerAll(registry, [
         ["a", "worker"],
         ["b", "worker"],
+        ["x", "sender"], // a sender must be a registered agent
       ]);
       const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus });
       const got: AgentMessage[] = [];
@@ -170,7 +171,10 @@ describe("ServiceBusEventBus on Service Bus", () => {
       ],
     });
     const registry = new MemoryAgentRegistry();
-    await registerAll(registry, [["a", "worker"]]);
+    await registerAll(registry, [
+      ["a", "worker"],
+      ["x", "sender"], // a sender must be a registered agent
+    ]);
     const publisher = new ServiceBusEventBus({ client, topic });
     const sender = new MessagingService({ registry, publisher });
     await sender.send({
@@ -209,7 +213,10 @@ describe("ServiceBusEventBus on Service Bus", () => {
     const bus = await createBus();
     try {
       const registry = new MemoryAgentRegistry();
-      await registerAll(registry, [["a", "worker"]]);
+      await registerAll(registry, [
+        ["a", "worker"],
+        ["x", "sender"], // a sender must be a registered agent
+      ]);
       const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus });
       let calls = 0;
       messaging.subscribe("a", () => {

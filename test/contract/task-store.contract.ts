@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
+import { ValidationError } from "#shared/domain/errors";
 import type { BusEvent } from "#shared/domain/events";
 import type { Task } from "#shared/domain/task";
 import type { Clock } from "#shared/ports/clock";
@@ -20,8 +21,8 @@ export interface TaskStoreInspector {
 }
 
 export interface TaskStoreContractSubject<S extends TaskStore> {
-  /** A fresh, empty store that reads time from `clock`. */
-  create(options: { clock: Clock }): Promise<S> | S;
+  /** A fresh, empty store that reads time from `clock` (and reads at most `maxScannedPerList` items per list). */
+  create(options: { clock: Clock; maxScannedPerList?: number }): Promise<S> | S;
   inspect(store: S): TaskStoreInspector;
 }
 
@@ -754,6 +755,48 @@ export function describeTaskStoreContract<S extends TaskStore>(
         const page = await store.list({ taskType: "no-such-type", limit: 5 });
 
         expect(page).toEqual({ items: [] });
+      });
+
+      it("bounds the items one filtered call reads, and its nextCursor continues to every match", async () => {
+        const bounded = await subject.create({ clock, maxScannedPerList: 5 });
+        const rare: Task[] = [];
+        for (let i = 0; i < 60; i++) {
+          const task = newTask({ createdAt: at(i), taskType: i < 2 ? "rare" : "common" });
+          await bounded.create(createRequest(task));
+          if (i < 2) rare.push(task);
+        }
+
+        const first = await bounded.list({ taskType: "rare", limit: 1 });
+        const pages = [[...first.items]];
+        let cursor = first.nextCursor;
+        while (cursor !== undefined) {
+          const page = await bounded.list({ taskType: "rare", limit: 1, cursor });
+          pages.push([...page.items]);
+          cursor = page.nextCursor;
+          if (pages.length > 100) throw new Error("list never ends");
+        }
+
+        // The rare tasks are the oldest: a call that read its budget stops early, empty, with a cursor.
+        expect(first.items).toEqual([]);
+        expect(first.nextCursor).toBeDefined();
+        expect(pages.flat().map((t) => t.taskId)).toEqual(newestFirst(rare).map((t) => t.taskId));
+      });
+
+      it("refuses a tampered cursor with a ValidationError before reading anything", async () => {
+        await seed();
+        const encode = (value: unknown) => Buffer.from(JSON.stringify(value), "utf8").toString("base64url");
+        const tampered = [
+          "not-a-cursor",
+          encode({ before: "" }),
+          encode({ before: "x".repeat(2_000) }),
+          encode({ before: `${at(1)}#${"a".repeat(1_500)}` }),
+          encode({ before: 42 }),
+          Buffer.from(`${at(1)}#`, "utf8").toString("base64url"),
+        ];
+
+        for (const cursor of tampered) {
+          await expect(store.list({ limit: 5, cursor })).rejects.toBeInstanceOf(ValidationError);
+        }
       });
     });
   });

@@ -290,6 +290,7 @@ export function describeAgentsApi(
     });
 
     it("delivers a broadcast with an audience to exactly the matching agents", async () => {
+      await register(id("planner"), id("type-sender"));
       const audience = { capability: id("crawl"), agentType: id("type-crawler") };
       await register(id("crawler-1"), id("type-crawler"), [id("crawl")]);
       await register(id("crawler-2"), id("type-crawler"), [], [id("crawl")]);
@@ -326,6 +327,7 @@ export function describeAgentsApi(
     });
 
     it("never delivers an expired message", async () => {
+      await register(id("writer"), id("type-sender"));
       const reader = await register(id("reader"), id("type-reader"));
       const received = inbox(reader.agentId);
       const tenSecondsAgo = new Date(Date.now() - 10_000).toISOString();
@@ -374,6 +376,7 @@ export function describeAgentsApi(
     });
 
     it("answers 404 for every operation on an unknown agent", async () => {
+      await register(id("x"), id("type-sender"));
       const unknown = id("ghost");
       const responses = await Promise.all([
         api.get(`/agents/${unknown}`),

@@ -6,6 +6,7 @@ import { demoWorkers } from "#shared/agents/demo";
 import type { PlatformConfig } from "#shared/config/platform";
 import { TERMINAL_TASK_DETAIL_TYPES } from "#shared/core/jobs/aggregator";
 import { defineReducer } from "#shared/core/jobs/reducers";
+import { lifecycleEvent } from "#shared/core/task-events";
 import { defineWorker } from "#shared/worker/define-worker";
 import { apiClient } from "./api-client.ts";
 import { e2eConfig } from "./task-api.suite.ts";
@@ -568,9 +569,12 @@ export async function startJobsRuntime(mode: RuntimeMode): Promise<RunningJobsSy
     async replayTaskEvents(jobId) {
       if (!(runtime.bus instanceof MemoryEventBus))
         throw new Error("the local runtime's bus is not the embedded one");
-      const events = runtime.bus
-        .inspectPublished()
-        .filter((e) => e.detail.jobId === jobId && TERMINAL_TASK_DETAIL_TYPES.includes(e["detail-type"]));
+      // The bus keeps no history: the terminal events are rebuilt from the task records, as a replay would carry them.
+      const job = await runtime.jobs.get(jobId);
+      const tasks = await Promise.all(job.taskIds.map((taskId) => runtime.store.get(taskId)));
+      const events = tasks
+        .flatMap((task) => (task === undefined ? [] : [lifecycleEvent(task)]))
+        .filter((e) => TERMINAL_TASK_DETAIL_TYPES.includes(e["detail-type"]));
       // Twice, the second time in reverse: duplicated and reordered.
       await runtime.bus.publish([...events, ...[...events].reverse()]);
       await runtime.bus.idle();

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { platformConfig } from "#shared/agents/workers";
 import type { PlatformConfig } from "#shared/config/platform";
 import { apiClient } from "./api-client.ts";
+import { describeDeadLetters, describeHostileInput } from "./hostile-input.suite.ts";
 
 /** A capability the e2e configuration declares and no worker serves: its tasks wait in the queue. */
 export const HELD_CAPABILITY = "held";
@@ -26,7 +27,18 @@ export interface RunningSystem {
  * The walking skeleton's end-to-end contract: the HTTP API over real HTTP, with real workers behind
  * it. Each runtime (embedded, emulated AWS) runs this same suite unchanged.
  */
-export function describeTaskApi(name: string, start: () => Promise<RunningSystem>): void {
+export function describeTaskApi(
+  name: string,
+  start: () => Promise<RunningSystem>,
+  options: {
+    /**
+     * Whether the runtime's queue adapter has the dead-letter operations (`GET /dlq`); the Service Bus
+     * adapter does not yet, and its runtime must then not serve the routes.
+     * @default true
+     */
+    readonly deadLetters?: boolean;
+  } = {},
+): void {
   describe(`task API end to end (${name})`, () => {
     let system: RunningSystem;
     let api: ReturnType<typeof apiClient>;
@@ -39,6 +51,15 @@ export function describeTaskApi(name: string, start: () => Promise<RunningSystem
     afterAll(async () => {
       await system?.stop();
     }, 60_000);
+
+    describe("hostile input", () => describeHostileInput(() => api));
+    if (options.deadLetters === false) {
+      it("does not serve dead-letter routes its queue adapter cannot answer", async () => {
+        expect((await api.get("/dlq")).status).toBe(404);
+      });
+    } else {
+      describe("dead-letter queues", () => describeDeadLetters(() => api));
+    }
 
     it("answers health", async () => {
       const response = await api.get("/health");

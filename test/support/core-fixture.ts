@@ -35,7 +35,7 @@ export function createCoreFixture(overrides: { config?: Partial<PlatformConfig> 
   const clock = new ManualClock();
   const store = new MemoryTaskStore({ clock });
   const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount, clock });
-  const bus = new MemoryEventBus();
+  const bus = new MemoryEventBus({ recordPublished: true });
   const relay = new EventRelay({ store, publisher: bus });
   const supervisor = new Supervisor({ store, queue, relay, config, clock });
   const sweeper = new Sweeper({ store, queue, relay, config, clock });

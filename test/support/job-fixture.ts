@@ -57,7 +57,11 @@ export function createJobFixture(
   const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount, clock });
   // A subscriber that throws is a bug in these tests: keep its error and raise it after the delivery.
   const deliveryErrors: unknown[] = [];
-  const bus = new MemoryEventBus({ onError: (error) => deliveryErrors.push(error), maxDeliveryAttempts: 1 });
+  const bus = new MemoryEventBus({
+    onError: (error) => deliveryErrors.push(error),
+    maxDeliveryAttempts: 1,
+    recordPublished: true,
+  });
   const idle = async () => {
     await bus.idle();
     const [error] = deliveryErrors.splice(0);

@@ -12,7 +12,7 @@ import { type HttpApiRequest, httpApiEvent } from "#test/support/http-api-events
 function setup() {
   const f = createCoreFixture();
   const registry = new MemoryAgentRegistry();
-  const bus = new MemoryEventBus();
+  const bus = new MemoryEventBus({ recordPublished: true });
   const agents = new AgentService({ registry, store: f.store });
   const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus });
   const router = createApiRouter({
@@ -150,6 +150,11 @@ describe("agent routes", () => {
   it("accepts a message with 202 and says who it went to", async () => {
     const { call, bus } = setup();
     await call({ method: "POST", path: "/agents", body: registration });
+    await call({
+      method: "POST",
+      path: "/agents",
+      body: { agentId: "ops", agentType: "operator", capabilities: {} },
+    });
 
     const sent = await call({
       method: "POST",

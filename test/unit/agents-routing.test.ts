@@ -262,5 +262,7 @@ function bind(queue: TaskQueue): TaskQueue {
     retryLater: queue.retryLater.bind(queue),
     deadLetter: queue.deadLetter.bind(queue),
     ...(queue.depth ? { depth: queue.depth.bind(queue) } : {}),
+    ...(queue.inspectDeadLetters ? { inspectDeadLetters: queue.inspectDeadLetters.bind(queue) } : {}),
+    ...(queue.redriveDeadLetters ? { redriveDeadLetters: queue.redriveDeadLetters.bind(queue) } : {}),
   };
 }

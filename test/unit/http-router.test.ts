@@ -36,7 +36,7 @@ function setup(
 ) {
   const store = options.store ?? new MemoryTaskStore();
   const queue = new MemoryTaskQueue({ maxReceiveCount: platformConfig.maxReceiveCount });
-  const bus = new MemoryEventBus();
+  const bus = new MemoryEventBus({ recordPublished: true });
   const relay = new EventRelay({ store, publisher: bus });
   const supervisor = new Supervisor({ store, queue, relay, config: platformConfig });
   const errors: LoggedError[] = [];
@@ -624,7 +624,7 @@ describe("unexpected errors", () => {
 
   it("still answers when the logger itself throws", async () => {
     const store = new BrokenStore();
-    const relay = new EventRelay({ store, publisher: new MemoryEventBus() });
+    const relay = new EventRelay({ store, publisher: new MemoryEventBus({ recordPublished: true }) });
     const supervisor = new Supervisor({
       store,
       queue: new MemoryTaskQueue(),
@@ -657,7 +657,7 @@ describe("unexpected errors", () => {
 describe("createSupervisorApiHandler", () => {
   function supervisorOnMemory(): Supervisor {
     const store = new MemoryTaskStore();
-    const relay = new EventRelay({ store, publisher: new MemoryEventBus() });
+    const relay = new EventRelay({ store, publisher: new MemoryEventBus({ recordPublished: true }) });
     return new Supervisor({ store, queue: new MemoryTaskQueue(), relay, config: platformConfig });
   }
 

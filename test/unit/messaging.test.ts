@@ -56,7 +56,7 @@ class HeldBus implements EventBus {
 async function setup(options: { bus?: EventBus; clock?: Clock } = {}) {
   const clock = options.clock ?? new FixedClock();
   const registry = new MemoryAgentRegistry();
-  const bus = options.bus ?? new MemoryEventBus({ maxDeliveryAttempts: 3 });
+  const bus = options.bus ?? new MemoryEventBus({ maxDeliveryAttempts: 3, recordPublished: true });
   let sequence = 0;
   const messaging = new MessagingService({
     registry,
@@ -114,6 +114,7 @@ describe("MessagingService.send", () => {
 
   it("publishes one Agent Message event per recipient that EventBridge patterns select by recipient", async () => {
     const { bus, messaging, register } = await setup();
+    await register("alice");
     await register("bob");
 
     await messaging.send({ fromAgentId: "alice", toAgentId: "bob", messageType: "t", payload: 1 });
@@ -125,7 +126,8 @@ describe("MessagingService.send", () => {
   });
 
   it("answers NotFoundError for an unregistered recipient and publishes nothing", async () => {
-    const { bus, messaging } = await setup();
+    const { bus, messaging, register } = await setup();
+    await register("alice");
 
     const error = await messaging
       .send({ fromAgentId: "alice", toAgentId: "nobody", messageType: "t", payload: 1 })
@@ -158,6 +160,7 @@ describe("MessagingService.send", () => {
 
   it("refuses an audience on a message to one agent", async () => {
     const { messaging, register } = await setup();
+    await register("a");
     await register("bob");
 
     const error = await messaging
@@ -175,6 +178,7 @@ describe("MessagingService.send", () => {
 
   it("refuses a timestamp from the future and a message over 240 KiB", async () => {
     const { messaging, register, clock } = await setup();
+    await register("a");
     await register("bob");
     const base = { fromAgentId: "a", toAgentId: "bob", messageType: "t" };
 
@@ -195,6 +199,7 @@ describe("message expiry", () => {
     const clock = new FixedClock();
     const bus = new HeldBus();
     const { messaging, register, inbox } = await setup({ bus, clock });
+    await register("a");
     await register("bob");
     const received = inbox("bob");
     await messaging.send({
@@ -221,6 +226,7 @@ describe("message expiry", () => {
 
   it("counts the ttl from the sender's timestamp", async () => {
     const { bus, messaging, register, inbox, clock } = await setup();
+    await register("a");
     await register("bob");
     const received = inbox("bob");
     const tenSecondsAgo = new Date(clock.now().getTime() - 10_000).toISOString();
@@ -273,6 +279,7 @@ describe("broadcasts", () => {
 
   it("resolve the audience at send time, including by status", async () => {
     const { bus, messaging, register, inbox, registry } = await setup();
+    await register("ops");
     await register("up");
     await register("down");
     await registry.updateStatus("down", "unavailable");
@@ -294,6 +301,7 @@ describe("broadcasts", () => {
 
   it("without an audience reach every registered agent", async () => {
     const { messaging, register } = await setup();
+    await register("ops");
     await register("a");
     await register("b");
 
@@ -311,6 +319,7 @@ describe("broadcasts", () => {
 describe("subscriptions", () => {
   it("by type receive every message of that type, whoever it is for", async () => {
     const { bus, messaging, register } = await setup();
+    await register("x");
     await register("a");
     await register("b");
     const audits: string[] = [];
@@ -328,6 +337,7 @@ describe("subscriptions", () => {
 
   it("stop receiving once unsubscribed", async () => {
     const { bus, messaging, register } = await setup();
+    await register("x");
     await register("a");
     const received: AgentMessage[] = [];
     const unsubscribe = messaging.subscribe("a", (m) => {
@@ -346,6 +356,7 @@ describe("subscriptions", () => {
   it("take a redelivered message once, and get it again when the handler failed", async () => {
     const bus = new HeldBus();
     const { messaging, register } = await setup({ bus });
+    await register("x");
     await register("a");
     const seen: string[] = [];
     let failNext = true;
@@ -440,6 +451,7 @@ describe("request and reply", () => {
     const bus = new HeldBus();
     const clock = new FixedClock();
     const { messaging, register } = await setup({ bus, clock });
+    await register("asker");
     await register("silent");
 
     const error = await messaging
@@ -453,7 +465,8 @@ describe("request and reply", () => {
 
   it("rejects at once when the request cannot be sent, and stops listening", async () => {
     const bus = new HeldBus();
-    const { messaging } = await setup({ bus });
+    const { messaging, register } = await setup({ bus });
+    await register("asker");
 
     const started = Date.now();
     const error = await messaging
@@ -559,6 +572,7 @@ describe("worker SDK messaging", () => {
 describe("delivery over the embedded bus", () => {
   it("retries a failing subscriber until it takes the message", async () => {
     const { bus, messaging, register } = await setup();
+    await register("x");
     await register("a");
     let attempts = 0;
     messaging.subscribe("a", () => {

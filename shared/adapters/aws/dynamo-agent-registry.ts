@@ -23,7 +23,7 @@ import {
 } from "#shared/adapters/aws/table-schema";
 import { AGENT_STATUSES, type AgentInfo, type AgentStatus, agentHasCapability } from "#shared/domain/agent";
 import { AgentryError } from "#shared/domain/errors";
-import type { AgentQuery, AgentRegistry } from "#shared/ports/agent-registry";
+import type { AgentPage, AgentPageRequest, AgentQuery, AgentRegistry } from "#shared/ports/agent-registry";
 
 export interface DynamoAgentRegistryOptions {
   readonly client: DynamoDBClient;
@@ -140,13 +140,7 @@ export class DynamoAgentRegistry implements AgentRegistry {
   }
 
   async list(query: AgentQuery): Promise<readonly AgentInfo[]> {
-    const partitions: { index: IndexName; partition: string }[] =
-      query.agentType !== undefined
-        ? [{ index: "gsi1", partition: AgentKeys.byType(query.agentType) }]
-        : (query.status === undefined ? AGENT_STATUSES : [query.status]).map((status) => ({
-            index: "gsi2" as const,
-            partition: AgentKeys.byStatus(status),
-          }));
+    const partitions = this.partitionsOf(query);
     const profiles = (
       await Promise.all(partitions.map(({ index, partition }) => this.queryProfiles(index, partition, query)))
     ).flat();
@@ -165,6 +159,43 @@ export class DynamoAgentRegistry implements AgentRegistry {
           (query.capability === undefined || agentHasCapability(agent, query.capability)),
       )
       .sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+  }
+
+  /**
+   * One query per partition, each reading at most `limit + 1` items after `page.after`. Below the
+   * lowest position a partition stopped at, nothing is known yet: the page holds what sorts up to it,
+   * and continues from there.
+   */
+  async listPage(query: AgentQuery, page: AgentPageRequest): Promise<AgentPage> {
+    const reads = await Promise.all(
+      this.partitionsOf(query).map(({ index, partition }) =>
+        this.queryProfilePage(index, partition, query, page),
+      ),
+    );
+    let frontier: string | undefined;
+    for (const read of reads) {
+      if (read.position !== undefined && (frontier === undefined || read.position < frontier))
+        frontier = read.position;
+    }
+    const profiles = reads
+      .flatMap((read) => read.items)
+      .filter((profile) => frontier === undefined || String(profile.agentId?.S) <= frontier)
+      .sort((a, b) => (String(a.agentId?.S) < String(b.agentId?.S) ? -1 : 1));
+    const matching = profiles.filter(
+      (profile) => query.status === undefined || profile.status?.S === query.status,
+    );
+    const taken = matching.slice(0, page.limit);
+    const loads = await batchGetAll(
+      this.client,
+      this.tableName,
+      taken.map((profile) => keyAttributes(AgentKeys.load(String(profile.agentId?.S)))),
+      { ...this.retry, consistentRead: true },
+    );
+    const loadById = new Map(loads.map((item) => [String(item.pk?.S), item]));
+    const items = taken.map((profile) => agentFromItems(profile, loadById.get(String(profile.pk?.S))));
+    const nextAfter =
+      matching.length > page.limit ? items.at(-1)?.agentId : frontier !== undefined ? frontier : undefined;
+    return { items, ...(nextAfter !== undefined ? { nextAfter } : {}) };
   }
 
   async updateStatus(agentId: string, status: AgentStatus): Promise<AgentInfo | undefined> {
@@ -318,6 +349,53 @@ export class DynamoAgentRegistry implements AgentRegistry {
       ),
     );
     return output.Item;
+  }
+
+  private partitionsOf(query: AgentQuery): { index: IndexName; partition: string }[] {
+    return query.agentType !== undefined
+      ? [{ index: "gsi1", partition: AgentKeys.byType(query.agentType) }]
+      : (query.status === undefined ? AGENT_STATUSES : [query.status]).map((status) => ({
+          index: "gsi2" as const,
+          partition: AgentKeys.byStatus(status),
+        }));
+  }
+
+  private async queryProfilePage(
+    index: IndexName,
+    partition: string,
+    query: AgentQuery,
+    page: AgentPageRequest,
+  ): Promise<{ items: Record<string, AttributeValue>[]; position?: string }> {
+    const names: Record<string, string> = { "#pk": `${index}pk`, "#sk": `${index}sk` };
+    const values: Record<string, unknown> = { ":pk": partition, ":after": AgentKeys.sort(page.after ?? "") };
+    const filters: string[] = [];
+    if (query.capability !== undefined) {
+      names["#capabilities"] = "capabilities";
+      names["#tools"] = "supportedTools";
+      names["#intents"] = "supportedIntents";
+      values[":capability"] = query.capability;
+      filters.push(
+        "(contains(#capabilities.#tools, :capability) OR contains(#capabilities.#intents, :capability))",
+      );
+    }
+    const output = await withDynamoRetry("Query", this.retry, () =>
+      this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: index,
+          KeyConditionExpression: "#pk = :pk AND #sk > :after",
+          ...(filters.length > 0 ? { FilterExpression: filters.join(" AND ") } : {}),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: marshall(values, MARSHALL_OPTIONS),
+          Limit: page.limit + 1,
+        }),
+      ),
+    );
+    const last = output.LastEvaluatedKey?.[`${index}sk`]?.S;
+    return {
+      items: output.Items ?? [],
+      ...(last !== undefined ? { position: last.slice(AgentKeys.sort("").length) } : {}),
+    };
   }
 
   private async queryProfiles(

@@ -36,6 +36,7 @@ import { type Clock, systemClock } from "#shared/ports/clock";
 import {
   type CreateTaskOutcome,
   type CreateTaskRequest,
+  isTaskListingPosition,
   type ListTasksQuery,
   type OutboxEntry,
   outboxEntryId,
@@ -64,6 +65,13 @@ export interface DynamoTaskStoreOptions {
   readonly idempotencyWindowSeconds?: number;
   /** @default 8 attempts, 25 ms base delay, 2 s cap */
   readonly retry?: DynamoRetryOptions;
+  /**
+   * Most index items one `list` call reads. A filter that matches little (`taskType` of a rare type)
+   * would otherwise page through the whole index in one request; past the budget the page ends early,
+   * possibly empty, with a `nextCursor` that continues where the reading stopped.
+   * @default 1000
+   */
+  readonly maxScannedPerList?: number;
 }
 
 /** A create reused a task id that is already stored (and no idempotency key explains it). */
@@ -109,6 +117,7 @@ export class DynamoTaskStore implements TaskStore {
   private readonly clock: Clock;
   private readonly idempotencyWindowSeconds: number;
   private readonly retry: ResolvedRetryOptions;
+  private readonly maxScannedPerList: number;
 
   constructor(options: DynamoTaskStoreOptions) {
     const shards = options.shards ?? 16;
@@ -128,6 +137,7 @@ export class DynamoTaskStore implements TaskStore {
     this.clock = options.clock ?? systemClock;
     this.idempotencyWindowSeconds = options.idempotencyWindowSeconds ?? 30 * 86_400;
     this.retry = resolveRetryOptions(options.retry);
+    this.maxScannedPerList = Math.max(1, options.maxScannedPerList ?? 1000);
   }
 
   async create({ task, counters, events }: CreateTaskRequest): Promise<CreateTaskOutcome> {
@@ -212,6 +222,7 @@ export class DynamoTaskStore implements TaskStore {
   async list(query: ListTasksQuery): Promise<TaskPage> {
     const limit = Math.max(1, Math.floor(query.limit));
     const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const budget = { scanned: 0, max: this.maxScannedPerList };
     const index: IndexName = query.status === undefined ? "gsi1" : "gsi2";
     const { status } = query;
     const partitions = Array.from({ length: this.shards }, (_, shard) =>
@@ -229,25 +240,41 @@ export class DynamoTaskStore implements TaskStore {
     );
     // A k-way merge of the shards, newest first; one task more than the page tells whether there is a next page.
     const picked: ListedTask[] = [];
+    // Past the scan budget a stream that ran dry stops the merge: below its position nothing is known.
+    // Everything above the highest such position has been read in every shard, so it can still be
+    // merged, and the page continues from there.
+    let frontier: string | undefined;
     while (picked.length <= limit) {
       await Promise.all(
         streams
           .filter((s) => s.buffer.length === 0 && !s.done)
-          .map((s) => this.fill(s, index, query, before)),
+          .map((s) => this.fill(s, index, query, before, budget)),
       );
+      if (frontier === undefined) {
+        for (const stream of streams) {
+          if (stream.buffer.length > 0 || stream.done || stream.position === undefined) continue;
+          if (frontier === undefined || stream.position > frontier) frontier = stream.position;
+        }
+      }
       let best: ListingStream | undefined;
       for (const stream of streams) {
         const head = stream.buffer[0];
         if (head && (best === undefined || head.sortKey > best.buffer[0]!.sortKey)) best = stream;
       }
-      if (!best) break;
+      if (!best || (frontier !== undefined && best.buffer[0]!.sortKey <= frontier)) break;
       picked.push(best.buffer.shift()!);
     }
     const items = picked.slice(0, limit);
     const last = items.at(-1);
+    const nextCursor =
+      picked.length > limit && last
+        ? encodeCursor(last.sortKey)
+        : frontier !== undefined
+          ? encodeCursor(frontier)
+          : undefined;
     return {
       items: items.map((listed) => listed.task),
-      ...(picked.length > limit && last ? { nextCursor: encodeCursor(last.sortKey) } : {}),
+      ...(nextCursor !== undefined ? { nextCursor } : {}),
     };
   }
 
@@ -357,6 +384,7 @@ export class DynamoTaskStore implements TaskStore {
     index: IndexName,
     query: ListTasksQuery,
     before: string | undefined,
+    budget: { scanned: number; readonly max: number },
   ): Promise<void> {
     const parts: ExpressionParts = { names: { "#pk": `${index}pk` }, values: { ":pk": stream.partition } };
     let keyCondition = "#pk = :pk";
@@ -376,7 +404,12 @@ export class DynamoTaskStore implements TaskStore {
       parts.values[":updatedBefore"] = query.updatedBefore;
       filters.push("#updatedAt < :updatedBefore");
     }
-    while (stream.buffer.length === 0 && !stream.done) {
+    // Every stream reads at least once, so a page always makes progress however small the budget.
+    while (
+      stream.buffer.length === 0 &&
+      !stream.done &&
+      (stream.position === undefined || budget.scanned < budget.max)
+    ) {
       const output = await withDynamoRetry("Query", this.retry, () =>
         this.client.send(
           new QueryCommand({
@@ -396,8 +429,11 @@ export class DynamoTaskStore implements TaskStore {
         const task = taskFromItem(item);
         stream.buffer.push({ task, sortKey: TaskKeys.listing(task.createdAt, task.taskId) });
       }
+      budget.scanned += output.ScannedCount ?? output.Items?.length ?? 0;
       stream.lastEvaluatedKey = output.LastEvaluatedKey;
       stream.done = output.LastEvaluatedKey === undefined;
+      const position = output.LastEvaluatedKey?.[`${index}sk`]?.S;
+      if (position !== undefined) stream.position = position;
       stream.pageSize = Math.min(stream.maxPageSize, stream.pageSize * 2);
     }
   }
@@ -580,6 +616,8 @@ interface ListingStream {
   readonly buffer: ListedTask[];
   readonly maxPageSize: number;
   lastEvaluatedKey?: Record<string, AttributeValue> | undefined;
+  /** Sort key of the last item read (matching the filter or not): everything above it has been seen. */
+  position?: string;
   done: boolean;
   pageSize: number;
 }
@@ -649,7 +687,10 @@ function decodeCursor(cursor: string): string {
       typeof parsed === "object" &&
       parsed !== null &&
       "before" in parsed &&
-      typeof parsed.before === "string"
+      typeof parsed.before === "string" &&
+      // Only a listing key this store wrote reaches DynamoDB: anything else (empty, too long for a sort
+      // key) would be a ValidationException there, a 500 here.
+      isTaskListingPosition(parsed.before)
     ) {
       return parsed.before;
     }

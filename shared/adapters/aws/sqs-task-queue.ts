@@ -11,9 +11,11 @@ import {
 } from "@aws-sdk/client-sqs";
 import { AgentryError, DependencyError } from "#shared/domain/errors";
 import type {
+  DeadLetterPage,
   OutgoingTaskMessage,
   QueueDepth,
   ReceivedTaskMessage,
+  RedriveDecision,
   SendFailure,
   TaskQueue,
 } from "#shared/ports/task-queue";
@@ -65,6 +67,7 @@ const MAX_WAIT_SECONDS = 20;
 const MAX_VISIBILITY_SECONDS = 43_200;
 const MAX_DELAY_SECONDS = 900;
 const MAX_REASON_LENGTH = 1024;
+const REDRIVE_VISIBILITY_SECONDS = 60;
 /** Body fields copied into message attributes, so tracing and tooling need not parse the body. */
 const TRACE_FIELDS = ["traceparent", "tracestate"] as const;
 const NOT_IN_FLIGHT_ERRORS = new Set([
@@ -262,6 +265,80 @@ export class SqsTaskQueue implements TaskQueue {
     } catch (error) {
       throw new DependencyError(`reading the depth of ${url} failed`, error);
     }
+  }
+
+  /**
+   * Depth from the DLQ's `ApproximateNumberOfMessages`; the messages are a sample received with a zero
+   * visibility timeout, so they stay where they are (SQS has no peek and no ordered listing).
+   */
+  async inspectDeadLetters(queue: string, options: { limit: number }): Promise<DeadLetterPage> {
+    const url = this.deadLetterQueueUrlOf(queue);
+    const attributes = await this.client.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages"] }),
+    );
+    const depth = Number(attributes.Attributes?.ApproximateNumberOfMessages ?? 0);
+    if (depth === 0 || options.limit < 1) return { depth, messages: [] };
+    const received = await this.client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MaxNumberOfMessages: clamp(options.limit, 1, SQS_BATCH_LIMIT),
+        VisibilityTimeout: 0,
+        WaitTimeSeconds: 0,
+        MessageAttributeNames: ["All"],
+        MessageSystemAttributeNames: ["SentTimestamp"],
+      }),
+    );
+    return {
+      depth,
+      messages: (received.Messages ?? []).map((message) => {
+        const taskId = parseTaskId(message.Body ?? "");
+        const reason = message.MessageAttributes?.reason?.StringValue;
+        const sent = Number(message.Attributes?.SentTimestamp);
+        return {
+          messageId: message.MessageId ?? "",
+          ...(taskId !== undefined ? { taskId } : {}),
+          ...(reason !== undefined ? { reason } : {}),
+          ...(Number.isFinite(sent) && sent > 0 ? { deadLetteredAt: new Date(sent).toISOString() } : {}),
+        };
+      }),
+    };
+  }
+
+  /** Copy back first, delete second: a crash in between leaves a duplicate (which the claim absorbs), never a loss. */
+  async redriveDeadLetters(
+    queue: string,
+    options: { max: number; decide: (taskId: string | undefined) => Promise<RedriveDecision> },
+  ): Promise<number> {
+    const deadLetterUrl = this.deadLetterQueueUrlOf(queue);
+    const sourceUrl = this.queueUrlOf(queue);
+    let decided = 0;
+    while (decided < options.max) {
+      const received = await this.client.send(
+        new ReceiveMessageCommand({
+          QueueUrl: deadLetterUrl,
+          MaxNumberOfMessages: clamp(options.max - decided, 1, SQS_BATCH_LIMIT),
+          // Kept messages stay invisible for the rest of this redrive, so each is decided once.
+          VisibilityTimeout: REDRIVE_VISIBILITY_SECONDS,
+          WaitTimeSeconds: 0,
+        }),
+      );
+      const messages = received.Messages ?? [];
+      if (messages.length === 0) break;
+      for (const message of messages) {
+        decided++;
+        const decision = await options.decide(parseTaskId(message.Body ?? ""));
+        if (decision === "keep") continue;
+        if (decision === "send") {
+          await this.client.send(
+            new SendMessageCommand({ QueueUrl: sourceUrl, MessageBody: message.Body ?? "" }),
+          );
+        }
+        await this.client.send(
+          new DeleteMessageCommand({ QueueUrl: deadLetterUrl, ReceiptHandle: message.ReceiptHandle ?? "" }),
+        );
+      }
+    }
+    return decided;
   }
 
   private async changeVisibility(message: ReceivedTaskMessage, seconds: number): Promise<void> {

@@ -1,5 +1,8 @@
 import { type AgentInfo, type AgentStatus, agentHasCapability } from "#shared/domain/agent";
-import type { AgentQuery, AgentRegistry } from "#shared/ports/agent-registry";
+import type { AgentPage, AgentPageRequest, AgentQuery, AgentRegistry } from "#shared/ports/agent-registry";
+
+/** Most agents one `listPage` call examines, as on DynamoDB. */
+const MAX_SCANNED_PER_PAGE = 1000;
 
 /**
  * The embedded agent registry.
@@ -33,6 +36,28 @@ export class MemoryAgentRegistry implements AgentRegistry {
       )
       .sort((a, b) => (a.agentId < b.agentId ? -1 : 1))
       .map((a) => structuredClone(a));
+  }
+
+  async listPage(query: AgentQuery, page: AgentPageRequest): Promise<AgentPage> {
+    const ids = [...this.agents.keys()].filter((id) => page.after === undefined || id > page.after).sort();
+    const items: AgentInfo[] = [];
+    let scanned = 0;
+    for (const id of ids) {
+      if (items.length > page.limit) break;
+      if (scanned === MAX_SCANNED_PER_PAGE) return { items, nextAfter: ids[scanned - 1] as string };
+      scanned++;
+      const agent = this.agents.get(id) as AgentInfo;
+      if (
+        (query.capability === undefined || agentHasCapability(agent, query.capability)) &&
+        (query.agentType === undefined || agent.agentType === query.agentType) &&
+        (query.status === undefined || agent.status === query.status)
+      ) {
+        items.push(structuredClone(agent));
+      }
+    }
+    if (items.length <= page.limit) return { items };
+    const taken = items.slice(0, page.limit);
+    return { items: taken, nextAfter: (taken.at(-1) as AgentInfo).agentId };
   }
 
   async updateStatus(agentId: string, status: AgentStatus): Promise<AgentInfo | undefined> {

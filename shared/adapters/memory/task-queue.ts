@@ -3,9 +3,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { AgentryError } from "#shared/domain/errors";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type {
+  DeadLetterPage,
   OutgoingTaskMessage,
   QueueDepth,
   ReceivedTaskMessage,
+  RedriveDecision,
   SendFailure,
   TaskQueue,
 } from "#shared/ports/task-queue";
@@ -24,6 +26,8 @@ export interface DeadLetter {
   readonly body: string;
   readonly reason: string;
   readonly receiveCount: number;
+  /** Epoch ms when it was dead-lettered. */
+  readonly deadLetteredAt?: number;
 }
 
 export interface QueueSnapshot {
@@ -34,6 +38,22 @@ export interface QueueSnapshot {
 }
 
 const DEFAULT_VISIBILITY_SECONDS = 30;
+
+function optionalTaskId(body: string): { taskId?: string } {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (
+      typeof parsed === "object" &&
+      parsed !== null &&
+      "taskId" in parsed &&
+      typeof parsed.taskId === "string"
+    )
+      return { taskId: parsed.taskId };
+  } catch {
+    // a malformed body names no task
+  }
+  return {};
+}
 const POLL_INTERVAL_MS = 10;
 
 /**
@@ -114,6 +134,7 @@ export class MemoryTaskQueue implements TaskQueue {
       body: stored?.body ?? message.body,
       reason,
       receiveCount: stored?.receiveCount ?? message.receiveCount,
+      deadLetteredAt: this.now(),
     });
   }
 
@@ -125,6 +146,45 @@ export class MemoryTaskQueue implements TaskQueue {
       delayed: snapshot.delayed,
       deadLettered: snapshot.deadLettered.length,
     };
+  }
+
+  async inspectDeadLetters(queueName: string, options: { limit: number }): Promise<DeadLetterPage> {
+    const letters = this.deadLetters.get(queueName) ?? [];
+    return {
+      depth: letters.length,
+      messages: letters.slice(0, Math.max(0, options.limit)).map((letter) => ({
+        messageId: letter.messageId,
+        ...optionalTaskId(letter.body),
+        reason: letter.reason,
+        ...(letter.deadLetteredAt !== undefined
+          ? { deadLetteredAt: new Date(letter.deadLetteredAt).toISOString() }
+          : {}),
+      })),
+    };
+  }
+
+  async redriveDeadLetters(
+    queueName: string,
+    options: { max: number; decide: (taskId: string | undefined) => Promise<RedriveDecision> },
+  ): Promise<number> {
+    const letters = this.deadLetterList(queueName);
+    const taken = letters.splice(0, Math.max(0, options.max));
+    const kept: DeadLetter[] = [];
+    for (const letter of taken) {
+      const decision = await options.decide(optionalTaskId(letter.body).taskId);
+      if (decision === "keep") kept.push(letter);
+      if (decision !== "send") continue;
+      const now = this.now();
+      this.queue(queueName).push({
+        messageId: randomUUID(),
+        body: letter.body,
+        sentAt: now,
+        visibleAt: now,
+        receiveCount: 0,
+      });
+    }
+    letters.push(...kept);
+    return taken.length;
   }
 
   /** Test and operations hook: what the queue holds right now. */
@@ -169,6 +229,7 @@ export class MemoryTaskQueue implements TaskQueue {
           body: message.body,
           reason: `exceeded maxReceiveCount ${this.maxReceiveCount}`,
           receiveCount: message.receiveCount,
+          deadLetteredAt: now,
         });
         continue;
       }

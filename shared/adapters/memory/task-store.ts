@@ -5,6 +5,7 @@ import { type Clock, systemClock } from "#shared/ports/clock";
 import {
   type CreateTaskOutcome,
   type CreateTaskRequest,
+  isTaskListingPosition,
   type ListTasksQuery,
   type OutboxEntry,
   outboxEntryId,
@@ -27,10 +28,14 @@ export class MemoryTaskStore implements TaskStore {
   private readonly idempotencyKeys = new Map<string, string>();
   private readonly counters = new Map<string, number>();
   private readonly outbox = new Map<string, OutboxEntry>();
+  /** Listing positions (`createdAt#taskId`) in ascending order; createdAt never changes, so neither does a position. */
+  private readonly positions: string[] = [];
   private readonly clock: Clock;
+  private readonly maxScannedPerList: number;
 
-  constructor(options: { clock?: Clock } = {}) {
+  constructor(options: { clock?: Clock; maxScannedPerList?: number } = {}) {
     this.clock = options.clock ?? systemClock;
+    this.maxScannedPerList = Math.max(1, options.maxScannedPerList ?? 1000);
   }
 
   async create({ task, counters, events }: CreateTaskRequest): Promise<CreateTaskOutcome> {
@@ -41,6 +46,7 @@ export class MemoryTaskStore implements TaskStore {
     }
     if (this.tasks.has(task.taskId)) throw new Error(`task ${task.taskId} already exists`);
     this.tasks.set(task.taskId, structuredClone(task));
+    this.insertPosition(sortKey(task));
     if (task.idempotencyKey !== undefined) this.idempotencyKeys.set(task.idempotencyKey, task.taskId);
     this.applyCounters(counters);
     this.addOutbox(task.taskId, task.version, events);
@@ -57,23 +63,36 @@ export class MemoryTaskStore implements TaskStore {
     return taskId === undefined ? undefined : this.get(taskId);
   }
 
+  /**
+   * Walks the ordered positions from the cursor down, reading at most `maxScannedPerList` tasks: the
+   * work of one call is bounded whatever the filter, as on DynamoDB. A page cut short by the budget
+   * ends with a `nextCursor` at the last task read.
+   */
   async list(query: ListTasksQuery): Promise<TaskPage> {
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    const matching = [...this.tasks.values()]
-      .filter(
-        (t) =>
-          (query.status === undefined || t.status === query.status) &&
-          (query.taskType === undefined || t.taskType === query.taskType) &&
-          (query.updatedBefore === undefined || t.updatedAt < query.updatedBefore) &&
-          (after === undefined || sortKey(t) < after),
-      )
-      .sort((a, b) => (sortKey(a) < sortKey(b) ? 1 : -1));
-    const items = matching.slice(0, query.limit);
-    const last = items.at(-1);
-    return {
-      items: items.map((t) => structuredClone(t)),
-      ...(matching.length > query.limit && last ? { nextCursor: encodeCursor(sortKey(last)) } : {}),
-    };
+    const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const items: Task[] = [];
+    let scanned = 0;
+    let index = before === undefined ? this.positions.length - 1 : lowerBound(this.positions, before) - 1;
+    // One match more than the page tells whether there is a next page.
+    for (; index >= 0 && items.length <= query.limit; index--) {
+      if (scanned === this.maxScannedPerList) {
+        // Continue below the last task read.
+        return { items, nextCursor: encodeCursor(this.positions[index + 1] as string) };
+      }
+      const position = this.positions[index] as string;
+      scanned++;
+      const task = this.tasks.get(position.slice(position.indexOf("#") + 1)) as Task;
+      if (
+        (query.status === undefined || task.status === query.status) &&
+        (query.taskType === undefined || task.taskType === query.taskType) &&
+        (query.updatedBefore === undefined || task.updatedAt < query.updatedBefore)
+      ) {
+        items.push(structuredClone(task));
+      }
+    }
+    if (items.length <= query.limit) return { items };
+    const page = items.slice(0, query.limit);
+    return { items: page, nextCursor: encodeCursor(sortKey(page.at(-1) as Task)) };
   }
 
   async transition(request: TransitionRequest): Promise<TransitionOutcome> {
@@ -120,6 +139,13 @@ export class MemoryTaskStore implements TaskStore {
     return [...this.outbox.values()].map((e) => structuredClone(e));
   }
 
+  private insertPosition(position: string): void {
+    // Tasks mostly arrive in time order: appending is the common case.
+    const last = this.positions.at(-1);
+    if (last === undefined || last < position) this.positions.push(position);
+    else this.positions.splice(lowerBound(this.positions, position), 0, position);
+  }
+
   private applyCounters(deltas: Readonly<Record<string, number>>): void {
     for (const [name, delta] of Object.entries(deltas)) {
       this.counters.set(name, (this.counters.get(name) ?? 0) + delta);
@@ -148,6 +174,18 @@ function guardHolds(task: Task, request: TransitionRequest): boolean {
   return true;
 }
 
+/** The first index whose value is not below `value` (binary search in an ascending array). */
+function lowerBound(sorted: readonly string[], value: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((sorted[middle] as string) < value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
 function sortKey(task: Task): string {
   return `${task.createdAt}#${task.taskId}`;
 }
@@ -159,7 +197,7 @@ function encodeCursor(key: string): string {
 function decodeCursor(cursor: string): string {
   const key = Buffer.from(cursor, "base64url").toString("utf8");
   // A cursor is a sort key this store handed out: "<ISO time>#<taskId>".
-  if (!/^\d{4}-\d{2}-\d{2}T[^#]+#.+$/.test(key)) {
+  if (!isTaskListingPosition(key)) {
     throw new ValidationError("invalid cursor", [
       { path: "cursor", message: "not a cursor this API returned" },
     ]);

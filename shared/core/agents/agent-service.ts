@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { type AgentInfo, type AgentStatus, AgentStatusSchema } from "#shared/domain/agent";
-import { NotFoundError } from "#shared/domain/errors";
+import { NotFoundError, ValidationError } from "#shared/domain/errors";
 import { statisticsFromCounters } from "#shared/domain/statistics";
 import type { AgentQuery, AgentRegistry } from "#shared/ports/agent-registry";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { TaskStore } from "#shared/ports/task-store";
 import {
+  AgentIdentifierSchema,
   type HeartbeatResponse,
   parseInput,
   type RegisterAgentInput,
@@ -28,6 +29,20 @@ export interface HeartbeatOptions {
    * @default true
    */
   readonly includeCancelRequests?: boolean;
+}
+
+/** Most agents on one page of `listPage` (`GET /agents`). */
+export const MAX_AGENT_PAGE_SIZE = 100;
+
+/** A cursor of `listPage` is the last agent id of a page, base64url; anything else is a 400. */
+function decodeAgentCursor(cursor: string): string {
+  const agentId = Buffer.from(cursor, "base64url").toString("utf8");
+  if (!AgentIdentifierSchema.safeParse(agentId).success) {
+    throw new ValidationError("invalid cursor", [
+      { path: "cursor", message: "not a cursor this API returned" },
+    ]);
+  }
+  return agentId;
 }
 
 /** Working tasks looked at per heartbeat, in pages of {@link PAGE_SIZE}. */
@@ -89,6 +104,32 @@ export class AgentService {
   /** Agents matching every given filter; a capability matches a supported tool or intent. */
   async list(query: AgentQuery = {}): Promise<readonly AgentInfo[]> {
     return this.registry.list(query);
+  }
+
+  /**
+   * One page of matching agents, by agentId. `cursor` is the previous page's `nextCursor`; a page may be
+   * short, even empty, and still have one (the registry bounds the work of a call).
+   */
+  async listPage(
+    query: AgentQuery,
+    page: { readonly limit: number; readonly cursor?: string },
+  ): Promise<{ items: readonly AgentInfo[]; nextCursor?: string }> {
+    if (!Number.isInteger(page.limit) || page.limit < 1 || page.limit > MAX_AGENT_PAGE_SIZE) {
+      throw new ValidationError(`limit must be an integer from 1 to ${MAX_AGENT_PAGE_SIZE}`, [
+        { path: "limit", message: `got ${page.limit}` },
+      ]);
+    }
+    const after = page.cursor === undefined ? undefined : decodeAgentCursor(page.cursor);
+    const result = await this.registry.listPage(query, {
+      limit: page.limit,
+      ...(after !== undefined ? { after } : {}),
+    });
+    return {
+      items: result.items,
+      ...(result.nextAfter !== undefined
+        ? { nextCursor: Buffer.from(result.nextAfter, "utf8").toString("base64url") }
+        : {}),
+    };
   }
 
   async updateStatus(agentId: string, status: AgentStatus): Promise<AgentInfo> {

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { NotFoundError, PayloadTooLargeError, ValidationError } from "#shared/domain/errors";
 import { type BusEvent, DetailType, EVENT_SOURCE } from "#shared/domain/events";
 import { type AgentMessage, AgentMessageSchema, isMessageExpired } from "#shared/domain/message";
@@ -130,7 +130,9 @@ export function deliverAgentMessages(
       });
       return;
     }
-    const key = `${message.messageId}:${message.toAgentId}`;
+    // The content is part of the key: a message id reused with another payload is another message, and
+    // is delivered, rather than being taken for a redelivery of the first one.
+    const key = `${message.messageId}:${message.toAgentId}:${messageDigest(message)}`;
     if (taken.has(key)) return;
     await handler(message);
     taken.add(key);
@@ -195,10 +197,17 @@ export class MessagingService {
     if (bytes > MAX_MESSAGE_BYTES) {
       throw new PayloadTooLargeError(`message is ${bytes} bytes; the limit is ${MAX_MESSAGE_BYTES} bytes`);
     }
-    const recipients =
+    // The sender is who the message says it is from: it must be a registered agent (on AWS, callers are
+    // IAM principals; see docs/adr/0012-hostile-input-and-recovery.md for how they map to agents).
+    if ((await this.deps.registry.get(message.fromAgentId)) === undefined) {
+      throw new NotFoundError(`sender agent ${message.fromAgentId} is not registered`);
+    }
+    const resolved =
       message.toAgentId === BROADCAST
         ? await this.audience(parsed.audience ?? {}, message.fromAgentId)
         : [await this.recipient(message.toAgentId)];
+    // A message already expired is never delivered, so it has no recipients (and is not published).
+    const recipients = isMessageExpired(message, now) ? [] : resolved;
     if (recipients.length > 0) {
       const time = now.toISOString();
       await this.deps.publisher.publish(
@@ -318,6 +327,24 @@ export class MessagingService {
     }
     return this.deps.subscriber;
   }
+}
+
+/** What makes two messages with one id different: everything but the recipient and the delivery. */
+function messageDigest(message: AgentMessage): string {
+  // Not the send time either: a sender that resends the same message later is retrying it.
+  const { toAgentId: _to, timestamp: _sentAt, ...content } = message;
+  return createHash("sha256").update(stableJson(content)).digest("base64url");
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
 }
 
 function requireText(value: string, path: string): void {

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { AgentCapabilitiesSchema, AgentInfoSchema, AgentStatusSchema } from "#shared/domain/agent";
 import { type ErrorDetail, ValidationError } from "#shared/domain/errors";
+import { StorableJsonSchema } from "#shared/domain/json";
 import { AgentMessageSchema } from "#shared/domain/message";
 import { jsonByteLength } from "#shared/domain/task";
 
@@ -39,7 +40,11 @@ export type UpdateAgentStatusInput = z.infer<typeof UpdateAgentStatusInputSchema
 export const HeartbeatResponseSchema = z.object({ cancelRequests: z.array(z.string()) });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
-export const AgentListResponseSchema = z.object({ items: z.array(AgentInfoSchema) });
+export const AgentListResponseSchema = z.object({
+  items: z.array(AgentInfoSchema),
+  /** Present when there may be more agents: pass it as `cursor` for the next page. */
+  nextCursor: z.string().optional(),
+});
 
 /** The registered agents serving one capability (or all agents), and what they have done. */
 export const WorkerPoolStatisticsSchema = z.object({
@@ -79,7 +84,7 @@ export const SendMessageInputSchema = z
     fromAgentId: AgentIdentifierSchema,
     toAgentId: z.union([z.literal(BROADCAST), AgentIdentifierSchema]),
     messageType: AgentIdentifierSchema,
-    payload: z.json(),
+    payload: StorableJsonSchema,
     headers: z
       .record(z.string().min(1).max(128), z.string().max(1024))
       .refine((h) => Object.keys(h).length <= 32, { message: "at most 32 headers" })

@@ -62,7 +62,7 @@ const RECONCILE_CONCURRENCY = 16;
  * Fan-in: consumes terminal task events, records each task's outcome once per job, and advances the
  * job when its step's policy says so — reduces the step, starts the next pipeline step or ends the
  * job, drops the tasks it no longer needs and emits `Job Completed`. Idempotent under duplicated and
- * reordered events (duplicated or replayed task events): the task record is read for the truth, the outcome write is
+ * reordered events (F12, docs/reliability.md): the task record is read for the truth, the outcome write is
  * first-write-wins, and every job-level write is guarded by the job's version.
  *
  * @example

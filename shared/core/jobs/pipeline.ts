@@ -4,8 +4,10 @@ import {
   type JobStepPlan,
   type JsonValue,
   MAX_JOB_TASKS,
+  MAX_STEP_INPUT_BYTES,
   TEMPLATE_REFERENCE_KEY,
 } from "#shared/domain/job";
+import { findJsonProblem } from "#shared/domain/json";
 import { jsonByteLength, MAX_PAYLOAD_BYTES, type TaskInput } from "#shared/domain/task";
 import { JobStepError } from "./errors.ts";
 
@@ -37,7 +39,8 @@ export function needsPreviousTasks(plan: JobStepPlan): boolean {
  *
  * @throws JobStepError when the previous result does not fit the template (`template_unresolved`,
  * `invalid_previous_result`), yields no task (`empty_step`) or too many (`too_many_tasks`), or a built
- * input is over 256 KiB (`input_too_large`).
+ * input is over 256 KiB (`input_too_large`), the step's inputs together are over 8 MiB (`fan_out_too_large`), or a built input
+ * breaks the JSON acceptance rule (`input_not_storable`).
  *
  * @example
  * buildStepInputs(
@@ -67,6 +70,9 @@ export function buildStepInputs(plan: JobStepPlan, previous: PreviousStep): Task
   const template: JsonValue = spec.input ?? {
     [TEMPLATE_REFERENCE_KEY]: spec.forEach === undefined ? "result" : "item",
   };
+  // The step's total is counted as inputs are built, so an amplifying template stops after the budget
+  // is spent rather than after a thousand copies of a large result were made.
+  let stepBytes = 0;
   return scopes.map((scope, index) => {
     const input = resolveTemplate(template, { result, ...scope });
     const bytes = jsonByteLength(input);
@@ -74,6 +80,20 @@ export function buildStepInputs(plan: JobStepPlan, previous: PreviousStep): Task
       throw new JobStepError(
         "input_too_large",
         `task ${index}'s input is ${bytes} bytes; the limit is ${MAX_PAYLOAD_BYTES}`,
+      );
+    }
+    stepBytes += bytes;
+    if (stepBytes > MAX_STEP_INPUT_BYTES) {
+      throw new JobStepError(
+        "fan_out_too_large",
+        `the step's ${scopes.length} task inputs exceed ${MAX_STEP_INPUT_BYTES} bytes in total (over ${stepBytes} bytes by task ${index})`,
+      );
+    }
+    const problem = findJsonProblem(input);
+    if (problem !== undefined) {
+      throw new JobStepError(
+        "input_not_storable",
+        `task ${index}'s input cannot be stored: ${problem.path || "(the input)"}: ${problem.message}`,
       );
     }
     return {
