@@ -143,6 +143,7 @@ export class SupervisorApi extends Construct {
       table: props.table,
       eventBus: props.eventBus,
       queueUrls: taskQueues.queueUrls(),
+      deadLetterQueueUrls: taskQueues.deadLetterQueueUrls(),
       storeShards: taskQueues.config.shards,
       platformConfig: taskQueues.config,
       timeout,
@@ -164,6 +165,8 @@ export class SupervisorApi extends Construct {
     ]);
     // SendMessage only, on every task queue: submission enqueues to the URLs in QUEUE_URLS.
     taskQueues.grantSendMessages(fn);
+    // Operations: queue depths (GET /stats/queues) and the dead-letter queues (GET /dlq, POST /dlq/redrive).
+    taskQueues.grantOperations(fn);
     props.eventBus.grantPutEventsTo(fn);
     Validations.of(fn).acknowledge({
       id: "Serverless-LambdaDLQ",

@@ -217,6 +217,28 @@ export class TaskQueues extends Construct {
     );
   }
 
+  /**
+   * Grants what the operations routes call, and no more: `GetQueueAttributes` on every task queue and
+   * its DLQ (`GET /stats/queues`, `GET /dlq` depths), and `ReceiveMessage` and `DeleteMessage` on the
+   * DLQs (`GET /dlq` samples messages with a zero visibility timeout; `POST /dlq/redrive` takes them off
+   * after sending them back with the `SendMessage` that `grantSendMessages` gives).
+   */
+  grantOperations(grantee: IGrantable, queues: readonly TierQueue[] = this.queues): Grant[] {
+    const own = this.own(queues);
+    return [
+      grantOnQueues(
+        grantee,
+        ["sqs:GetQueueAttributes"],
+        [...own.map((q) => q.queue), ...own.map((q) => q.deadLetterQueue)],
+      ),
+      grantOnQueues(
+        grantee,
+        ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+        own.map((q) => q.deadLetterQueue),
+      ),
+    ];
+  }
+
   /** The given queues, checked to be this construct's: a grant on nothing or on a stranger's queue is a bug. */
   private own(queues: readonly TierQueue[]): readonly TierQueue[] {
     if (queues.length === 0) throw new Error("a queue grant needs at least one task queue, got none");

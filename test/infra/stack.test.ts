@@ -334,7 +334,11 @@ describe("AgentryStack with IAM authorization (the default)", () => {
         const queueUrls = JSON.parse(renderJoin(fn?.env.QUEUE_URLS)) as Record<string, string>;
 
         expect(Object.keys(queueUrls).sort(), service).toEqual([...ALL_QUEUE_NAMES].sort());
-        expect(JSON.parse(renderJoin(fn?.env.DLQ_URLS)), service).toEqual({});
+        // Only the API reads the DLQs (GET /dlq, POST /dlq/redrive, GET /stats/queues).
+        const deadLetterUrls = JSON.parse(renderJoin(fn?.env.DLQ_URLS)) as Record<string, string>;
+        expect(Object.keys(deadLetterUrls).sort(), service).toEqual(
+          service === "supervisor-api" ? [...ALL_QUEUE_NAMES].sort() : [],
+        );
       }
     });
 
@@ -420,15 +424,16 @@ describe("AgentryStack with IAM authorization (the default)", () => {
       }
     });
 
-    it("lets only workers consume queues, and every function publish to the bus", () => {
+    it("lets only workers consume queues (the API only its DLQs), and every function publish to the bus", () => {
       for (const fn of functions) {
         const actions = actionsGrantedTo(template, fn);
         const isWorker = CAPABILITIES.includes(fn.service);
+        const readsDeadLetters = isWorker || fn.service === "supervisor-api";
 
         expect(actions.has("events:PutEvents"), fn.service).toBe(true);
         expect(actions.has("sqs:SendMessage"), fn.service).toBe(true);
-        expect(actions.has("sqs:ReceiveMessage"), fn.service).toBe(isWorker);
-        expect(actions.has("sqs:DeleteMessage"), fn.service).toBe(isWorker);
+        expect(actions.has("sqs:ReceiveMessage"), fn.service).toBe(readsDeadLetters);
+        expect(actions.has("sqs:DeleteMessage"), fn.service).toBe(readsDeadLetters);
         expect(actions.has("sqs:ChangeMessageVisibility"), fn.service).toBe(isWorker);
       }
     });
@@ -476,6 +481,23 @@ describe("AgentryStack with IAM authorization (the default)", () => {
           expect(queueIdsOf(fn, "sqs:SendMessage"), fn.service).toEqual(
             [...taskQueueIds(own), ...dlqIds(own)].sort(),
           );
+        } else if (fn.service === "supervisor-api") {
+          // Submission sends to every task queue; the operations routes read depths of every queue and
+          // DLQ, and receive from and delete on the DLQs only (a redrive sends back with SendMessage).
+          expect(sqsActions(fn), fn.service).toEqual([
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:SendMessage",
+          ]);
+          const every = [...ALL_QUEUE_NAMES];
+          expect(queueIdsOf(fn, "sqs:SendMessage"), fn.service).toEqual(taskQueueIds(every).sort());
+          expect(queueIdsOf(fn, "sqs:GetQueueAttributes"), fn.service).toEqual(
+            [...taskQueueIds(every), ...dlqIds(every)].sort(),
+          );
+          for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage"]) {
+            expect(queueIdsOf(fn, action), `${fn.service} ${action}`).toEqual(dlqIds(every).sort());
+          }
         } else {
           // Sends only, to every task queue; the sweeper and the aggregator also to their own DLQ
           // (Lambda dead-letters failed asynchronous invocations with the function's role).

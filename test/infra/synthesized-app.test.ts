@@ -1,9 +1,10 @@
 import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { DeleteMessageCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { keyAttributes, TaskKeys } from "#shared/adapters/aws/table-schema";
-import { workers } from "#shared/agents/workers";
+import { platformConfig, workers } from "#shared/agents/workers";
+import { queuesForCapability } from "#shared/config/platform";
 import type { JobStatistics, JobView } from "#shared/domain/job";
 import type { Task } from "#shared/domain/task";
 import type { TaskContext } from "#shared/worker/define-worker";
@@ -177,6 +178,15 @@ interface DriveResult {
   readonly job: JobView | undefined;
   readonly jobTasks: ReadonlyMap<string, Task>;
   readonly jobStats: ApiAnswer;
+  /** GET /stats/queues, and one dead-lettered message listed by GET /dlq, then dropped by a redrive. */
+  readonly operations: {
+    readonly queueStats: ApiAnswer;
+    readonly deadLetteredId: string | undefined;
+    readonly deadLetteredQueue: string;
+    readonly deadLetters: ApiAnswer;
+    readonly redrive: ApiAnswer;
+    readonly deadLettersAfter: ApiAnswer;
+  };
   /** Each container task started for the drive: its agent id, registration, and how SIGTERM ended it. */
   readonly containers: readonly {
     readonly service: string;
@@ -310,7 +320,30 @@ describe("the synthesized app, run locally on the emulators", () => {
     await app.bus.idle();
     const jobStats = await callApi("GET", "/stats/jobs");
 
-    // 6. ECS stops every container task (a deploy or a scale-in): SIGTERM, then SIGKILL after its stop timeout.
+    // 6. Operations: queue depths, and a message SQS moved to a DLQ after maxReceiveCount (sent there
+    //    directly, as SQS would) for a task that completed meanwhile: listed, then dropped by a redrive.
+    const queueStats = await callApi("GET", "/stats/queues");
+    const [deadLetteredId] = batchIds;
+    const deadLetterUrls = JSON.parse(app.api.templateEnv.DLQ_URLS ?? "{}") as Record<string, string>;
+    const deadLetteredItem = await dynamodb.send(
+      new GetItemCommand({
+        TableName: table,
+        Key: keyAttributes(TaskKeys.task(String(deadLetteredId))),
+        ConsistentRead: true,
+      }),
+    );
+    const deadLetteredQueue = String(unmarshall(deadLetteredItem.Item ?? {}).queue);
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: deadLetterUrls[deadLetteredQueue],
+        MessageBody: JSON.stringify({ taskId: deadLetteredId }),
+      }),
+    );
+    const deadLetters = await callApi("GET", "/dlq?limit=10");
+    const redrive = await callApi("POST", "/dlq/redrive", { taskIds: [deadLetteredId] });
+    const deadLettersAfter = await callApi("GET", "/dlq?limit=10");
+
+    // 7. ECS stops every container task (a deploy or a scale-in): SIGTERM, then SIGKILL after its stop timeout.
     const isRegistered = async (agentId: string) =>
       (await callApi("GET", `/agents/${encodeURIComponent(agentId)}`)).statusCode === 200;
     const containers = await Promise.all(
@@ -345,6 +378,7 @@ describe("the synthesized app, run locally on the emulators", () => {
       job,
       jobTasks,
       jobStats,
+      operations: { queueStats, deadLetteredId, deadLetteredQueue, deadLetters, redrive, deadLettersAfter },
       containers,
     };
   }, SETUP_TIMEOUT_MS);
@@ -482,6 +516,33 @@ describe("the synthesized app, run locally on the emulators", () => {
       expect(drive.jobStats.body as JobStatistics).toEqual({
         jobs: { submitted: 1, completed: 1, failed: 0, canceled: 0, running: 0 },
       });
+    });
+
+    it("serves the queue depths of every capability, both tiers", () => {
+      const { queueStats } = drive.operations;
+      expect(queueStats.statusCode).toBe(200);
+      expect(queueStats.body.capabilities.map((c: { capability: string }) => c.capability)).toEqual(
+        platformConfig.capabilities.map((c) => c.name),
+      );
+      for (const capability of queueStats.body.capabilities) {
+        expect(capability.queues.map((q: { queue: string }) => q.queue)).toEqual(
+          queuesForCapability(capability.capability),
+        );
+      }
+    });
+
+    it("lists a dead-lettered message with its task, and a redrive drops it because the task completed", () => {
+      const { deadLetters, redrive, deadLettersAfter, deadLetteredId, deadLetteredQueue } = drive.operations;
+      type View = { queue: string; depth: number; items: { taskId?: string; status?: string }[] };
+      const viewOf = (answer: ApiAnswer) =>
+        (answer.body.queues as View[]).find((q) => q.queue === deadLetteredQueue);
+      expect(deadLetters.statusCode).toBe(200);
+      expect(viewOf(deadLetters)).toMatchObject({
+        depth: 1,
+        items: [{ taskId: deadLetteredId, status: "completed" }],
+      });
+      expect(redrive).toEqual({ statusCode: 200, body: { redriven: [], dropped: [deadLetteredId] } });
+      expect(viewOf(deadLettersAfter)).toMatchObject({ depth: 0, items: [] });
     });
 
     it("publishes Job Completed once the aggregator ends the job", () => {
