@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { platformConfig } from "#shared/agents/workers";
+import { lambdaBundleAliases } from "../infra/bundling/aliases.ts";
 import { ESBUILD_TARGET } from "../infra/node-runtime.ts";
 
 /**
@@ -78,8 +79,8 @@ export async function bundleLambdaEntry(root: string, entry: string, outdir: str
     sourcesContent: false,
     mainFields: ["module", "main"],
     banner: { js: REQUIRE_BANNER },
-    // As AgentryFunction bundles: credentials from the environment only (see the module's comment).
-    alias: { "@aws-sdk/credential-provider-node": join(root, "infra", "bundling", "lambda-credentials.ts") },
+    // As AgentryFunction bundles (infra/bundling/aliases.ts).
+    alias: lambdaBundleAliases(root),
     logLevel: "error",
   });
   return outfile;

@@ -4,28 +4,13 @@ import middy from "@middy/core";
 import type { EventBridgeEvent } from "aws-lambda";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig } from "#shared/config/platform";
-import { EventRelay } from "#shared/core/event-relay";
-import { Aggregator, type TaskEventReport } from "#shared/core/jobs/aggregator";
-import { Supervisor } from "#shared/core/supervisor";
+import type { TaskEventReport } from "#shared/core/jobs/aggregator";
+import { createPlatform, withMaintenance } from "#shared/core/platform";
 import type { BusEvent } from "#shared/domain/events";
-import { toWorkerLogger } from "#shared/worker/aws-lambda";
-import { lambdaJobDeps } from "./lib/job-deps.ts";
 
 // Composition root: built once per container.
-const adapters = createAwsAdapters();
-const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "aggregator" });
-const logger = toWorkerLogger(powertools);
-const config = loadPlatformConfig();
-const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
-// Pipelines submit their next step's tasks from here, and jobs cancel the tasks they no longer need.
-const supervisor = new Supervisor({
-  store: adapters.taskStore,
-  queue: adapters.taskQueue,
-  relay,
-  config,
-  logger,
-});
-const aggregator = new Aggregator(lambdaJobDeps(adapters, config, supervisor, logger));
+const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "aggregator" });
+const { aggregator } = withMaintenance(createPlatform(createAwsAdapters(), loadPlatformConfig(), logger));
 
 /**
  * EventBridge delivers EventBridge's own event id; the aggregator deduplicates on the detail (task id
@@ -56,4 +41,4 @@ const lambdaHandler = async (
  * // infra/constructs/aggregation.ts: rule `source: agentry`, detail-type prefix "Task " → this handler
  * await handler({ source: "agentry", "detail-type": "Task Completed", detail: { taskId, jobId, version: 3 }, … }, context);
  */
-export const handler = middy(lambdaHandler).use(injectLambdaContext(powertools));
+export const handler = middy(lambdaHandler).use(injectLambdaContext(logger));

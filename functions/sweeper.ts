@@ -3,41 +3,19 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig } from "#shared/config/platform";
-import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
-import { EventRelay } from "#shared/core/event-relay";
-import { Aggregator, type DueJobsReport } from "#shared/core/jobs/aggregator";
-import { Supervisor } from "#shared/core/supervisor";
-import { Sweeper, type SweepReport } from "#shared/core/sweeper";
-import { toWorkerLogger } from "#shared/worker/aws-lambda";
-import { lambdaJobDeps } from "./lib/job-deps.ts";
+import type { DueJobsReport } from "#shared/core/jobs/aggregator";
+import { createPlatform, withMaintenance } from "#shared/core/platform";
+import type { SweepReport } from "#shared/core/sweeper";
 
 // Composition root: built once per container.
-const adapters = createAwsAdapters();
-const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "sweeper" });
-const logger = toWorkerLogger(powertools);
-const config = loadPlatformConfig();
-const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
-const sweeper = new Sweeper({
-  store: adapters.taskStore,
-  queue: adapters.taskQueue,
-  relay,
-  config,
-});
-// Jobs (issue #6): deadlines, interrupted pipeline steps, reconciliation and unconfirmed `Job Completed`
-// events — built like the aggregator's (functions/lib/job-deps.ts).
-const supervisor = new Supervisor({
-  store: adapters.taskStore,
-  queue: adapters.taskQueue,
-  relay,
-  config,
-  logger,
-});
-const jobs = new Aggregator(lambdaJobDeps(adapters, config, supervisor, logger));
-
-const agentLiveness = new AgentLivenessSweeper({
-  registry: adapters.agentRegistry,
-  config,
-});
+const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "sweeper" });
+// Tasks, agents and jobs (deadlines, interrupted pipeline steps, reconciliation, unconfirmed
+// `Job Completed` events): each its own sweep.
+const {
+  sweeper,
+  agentLiveness,
+  aggregator: jobs,
+} = withMaintenance(createPlatform(createAwsAdapters(), loadPlatformConfig(), logger));
 
 const lambdaHandler = async (): Promise<
   SweepReport & { agentsMarkedUnavailable: readonly string[]; jobs: DueJobsReport }
@@ -64,4 +42,4 @@ const lambdaHandler = async (): Promise<
  * Runs every minute (EventBridge Scheduler): expired leases, stuck submissions, unpublished events,
  * and agents without a recent heartbeat (marked unavailable).
  */
-export const handler = middy(lambdaHandler).use(injectLambdaContext(powertools));
+export const handler = middy(lambdaHandler).use(injectLambdaContext(logger));

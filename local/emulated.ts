@@ -5,8 +5,8 @@ import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
 import { attachRequestCounter, RequestCounter } from "#shared/adapters/aws/request-accounting";
 import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
 import { type PlatformConfig, queuesForCapability } from "#shared/config/platform";
-import type { WorkerLogger } from "#shared/core/dispatcher";
 import type { EventRelay } from "#shared/core/event-relay";
+import type { Logger } from "#shared/ports/logger";
 import { lambdaAgentPresence } from "#shared/worker/agent-presence";
 import { queueNamesFromUrls } from "#shared/worker/aws-lambda";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
@@ -91,7 +91,7 @@ export async function startEmulatedInfrastructure(
 export async function startEmulatedLambdaWorkers(
   infra: EmulatedInfrastructure,
   workers: readonly WorkerDefinition[],
-  deps: { relay: EventRelay; config: PlatformConfig; logger: (agentType: string) => WorkerLogger },
+  deps: { relay: EventRelay; config: PlatformConfig; logger: (agentType: string) => Logger },
 ): Promise<RunningEventSource[]> {
   const queueNames = queueNamesFromUrls(infra.resources.queueUrls);
   const sources: RunningEventSource[] = [];

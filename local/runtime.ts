@@ -8,26 +8,21 @@ import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { platformConfig, workers as registeredWorkers } from "#shared/agents/workers";
 import { assertEveryCapabilityServed, type PlatformConfig } from "#shared/config/platform";
-import { AgentRouter } from "#shared/core/agents/agent-router";
-import { AgentService } from "#shared/core/agents/agent-service";
-import { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
-import { MessagingService } from "#shared/core/agents/messaging-service";
-import { canRedrive, DeadLetterService } from "#shared/core/dead-letters";
-import type { WorkerLogger } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
-import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
-import { JobService } from "#shared/core/jobs/job-service";
-import { createReducerRegistry, type ReducerDefinition } from "#shared/core/jobs/reducers";
-import { Supervisor } from "#shared/core/supervisor";
-import { Sweeper } from "#shared/core/sweeper";
-import { agentRoutes } from "#shared/http/agent-routes";
-import { dlqRoutes } from "#shared/http/dlq-routes";
-import { createSupervisorApiHandler } from "#shared/http/handler";
-import { jobRoutes } from "#shared/http/job-routes";
-import { queueRoutes } from "#shared/http/queue-routes";
+import type { AgentService } from "#shared/core/agents/agent-service";
+import type { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
+import type { MessagingService } from "#shared/core/agents/messaging-service";
+import { type Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
+import type { JobService } from "#shared/core/jobs/job-service";
+import type { ReducerDefinition } from "#shared/core/jobs/reducers";
+import { createPlatform, withMaintenance } from "#shared/core/platform";
+import type { Supervisor } from "#shared/core/supervisor";
+import type { Sweeper } from "#shared/core/sweeper";
+import { createApiApp } from "#shared/http/app";
+import { apiRoutes } from "#shared/http/routes";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { EventBus } from "#shared/ports/event-bus";
 import type { JobStore } from "#shared/ports/job-store";
+import type { Logger } from "#shared/ports/logger";
 import type { TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
@@ -39,7 +34,7 @@ import {
   startEmulatedInfrastructure,
   startEmulatedLambdaWorkers,
 } from "./emulated.ts";
-import { serveHttpApi } from "./http-server.ts";
+import { serveApi } from "./http-server.ts";
 import { createConsoleLogger, type LogLevel } from "./logger.ts";
 import { repeat } from "./repeat.ts";
 
@@ -145,7 +140,7 @@ async function compose(
   options: LocalRuntimeOptions,
   config: PlatformConfig,
   mode: RuntimeMode,
-  logger: WorkerLogger,
+  logger: Logger,
   infra: EmulatedInfrastructure | undefined,
   azure?: AzureInfrastructure,
 ): Promise<LocalRuntime> {
@@ -153,47 +148,38 @@ async function compose(
   const queue: TaskQueue =
     infra?.queue ?? azure?.queue ?? new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount });
   const bus = new MemoryEventBus({
-    onError: (error, event) => logger.error("event delivery failed", { id: event.id, error: String(error) }),
+    onError: (error, event) => logger.error("event delivery failed", { eventId: event.id, error }),
   });
-  const relay = new EventRelay({ store, publisher: bus, logger });
   const registry: AgentRegistry = infra?.registry ?? new MemoryAgentRegistry();
-  const agents = new AgentService({ registry, store });
-  const agentLiveness = new AgentLivenessSweeper({ registry, config });
-  // On Azure, agent messages travel on the Service Bus topic; task events stay on the in-process bus.
-  const messageBus: EventBus = azure?.messagingBus ?? bus;
-  const messaging = new MessagingService({ registry, publisher: messageBus, subscriber: messageBus, logger });
-  const agentRouting = new AgentRouter({ registry, logger });
-  const supervisor = new Supervisor({ store, queue, relay, config, logger, agentRouting });
-  const sweeper = new Sweeper({ store, queue, relay, config });
   const jobStore: JobStore = infra ? emulatedJobStore(infra, config) : new MemoryJobStore();
-  const jobDeps = {
-    jobs: jobStore,
-    tasks: store,
-    supervisor,
-    publisher: bus,
-    reducers: createReducerRegistry(options.reducers ?? []),
-    logger,
-    reconcileSeconds: config.jobReconcileSeconds,
-  };
-  const jobs = new JobService(jobDeps);
-  const aggregator = new Aggregator(jobDeps);
-  // The HTTP server first: if its port is taken, nothing else has started yet.
-  const handler = createSupervisorApiHandler({
-    supervisor,
-    logger,
-    extraRoutes: [
-      ...agentRoutes({ agents, messaging }),
-      ...jobRoutes(jobs),
-      // Not every adapter can count its messages (Service Bus needs its administration client).
-      ...(queue.depth ? queueRoutes({ queue: { depth: queue.depth.bind(queue) }, config }) : []),
-      // Not every adapter has the dead-letter operations yet (Service Bus does not).
-      ...(canRedrive(queue) ? dlqRoutes(new DeadLetterService({ store, queue, relay, config })) : []),
-    ],
-  });
-  const server = await serveHttpApi(handler, {
+  const platform = withMaintenance(
+    createPlatform(
+      {
+        taskStore: store,
+        taskQueue: queue,
+        eventPublisher: bus,
+        // On Azure, agent messages travel on the Service Bus topic; task events stay on the in-process bus.
+        ...(azure ? { messagePublisher: azure.messagingBus } : {}),
+        eventSubscriber: azure?.messagingBus ?? bus,
+        agentRegistry: registry,
+        jobStore,
+      },
+      config,
+      logger,
+      { reducers: options.reducers ?? [] },
+    ),
+  );
+  const { relay, supervisor, sweeper, agents, agentLiveness, messaging, jobs, aggregator } = platform;
+  // The HTTP server first: if its port is taken, nothing else has started yet. The local dashboard,
+  // when there is one, is served next to the API through `serveApi`'s `pages`.
+  const server = await serveApi(createApiApp({ routes: apiRoutes(platform), logger }), {
     port: options.port ?? 3000,
     host: options.host ?? "127.0.0.1",
-    pages: dashboardResponse,
+    pages: (request) => {
+      if (request.method !== "GET") return undefined;
+      const page = dashboardResponse(new URL(request.url).pathname);
+      return page && new Response(page.body, { status: page.status, headers: page.headers });
+    },
   });
 
   const stopAggregating = bus.subscribe(JOB_TASK_EVENT_PATTERN, async (event) => {
@@ -236,9 +222,7 @@ async function compose(
       [() => aggregator.advanceDueJobs(new Date()), "job sweep failed"],
       [() => agentLiveness.sweep(), "agent sweep failed"],
     ] as const
-  ).map(([run, failure]) =>
-    repeat(run, sweepIntervalMs, (error) => logger.error(failure, { error: String(error) })),
-  );
+  ).map(([run, failure]) => repeat(run, sweepIntervalMs, (error) => logger.error(failure, { error })));
 
   return {
     url: server.url,
@@ -268,7 +252,7 @@ async function compose(
   };
 }
 
-function scoped(logger: WorkerLogger, scope: string): WorkerLogger {
+function scoped(logger: Logger, scope: string): Logger {
   const add = (extra?: Record<string, unknown>) => ({ agent: scope, ...extra });
   return {
     debug: (m, e) => logger.debug(m, add(e)),

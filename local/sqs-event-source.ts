@@ -6,7 +6,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import type { WorkerLogger } from "#shared/core/dispatcher";
+import type { Logger } from "#shared/ports/logger";
 
 export type SqsBatchHandler = (event: SQSEvent) => Promise<SQSBatchResponse | undefined>;
 
@@ -14,7 +14,7 @@ export interface SqsEventSourceOptions {
   readonly sqs: SQSClient;
   readonly queueUrl: string;
   readonly handler: SqsBatchHandler;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   /** @default 10 (the Lambda event source mapping's default for standard queues) */
   readonly batchSize?: number;
   /** Long-poll wait per receive. @default 1 */
@@ -66,7 +66,7 @@ export async function startSqsEventSource(options: SqsEventSourceOptions): Promi
         await invoke(messages.map((m) => toSqsRecord(m, queueArn, region)));
       } catch (error) {
         if (stopping.signal.aborted) return;
-        options.logger.error("event source poll failed; retrying", { error: String(error) });
+        options.logger.error("event source poll failed; retrying", { error });
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }
@@ -79,7 +79,7 @@ export async function startSqsEventSource(options: SqsEventSourceOptions): Promi
       failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
     } catch (error) {
       options.logger.error("batch handler threw; the whole batch will be redelivered", {
-        error: String(error),
+        error,
       });
       return;
     }

@@ -10,6 +10,7 @@ import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct, type IConstruct } from "constructs";
 import type { PlatformConfig } from "#shared/config/platform";
+import { lambdaBundleAliases } from "../bundling/aliases.ts";
 import { ESBUILD_TARGET, LAMBDA_NODE_RUNTIME } from "../node-runtime.ts";
 
 /** The repository root: NodejsFunction's project root and the base of every function entry. */
@@ -27,8 +28,6 @@ export const METRICS_NAMESPACE = "Agentry";
  * ESM bundles have no `require`; CommonJS dependencies bundled into them still call it for Node
  * built-ins. The banner gives them a real one.
  */
-const CREDENTIAL_PROVIDER_PACKAGE = "@aws-sdk/credential-provider-node";
-const LAMBDA_CREDENTIALS_MODULE = join(PROJECT_ROOT, "infra", "bundling", "lambda-credentials.ts");
 
 export const ESM_REQUIRE_BANNER =
   "import { createRequire as __agentryCreateRequire } from 'node:module'; const require = __agentryCreateRequire(import.meta.url);";
@@ -42,6 +41,12 @@ export interface AgentryFunctionProps {
   readonly entry: string;
   /** `POWERTOOLS_SERVICE_NAME`: names the function in logs, traces and metrics. */
   readonly serviceName: string;
+  /**
+   * Files copied next to the bundle (project-relative path → file name), read by the code at run time
+   * instead of being bundled, e.g. the API's generated OpenAPI document.
+   * @default - none
+   */
+  readonly bundledFiles?: Readonly<Record<string, string>>;
   /** The task table (`TABLE_NAME`). Access is granted separately. */
   readonly table: ITable;
   /** The event bus (`EVENT_BUS_NAME`). Access is granted separately. */
@@ -198,10 +203,23 @@ export class AgentryFunction extends Construct {
         sourceMap: true,
         sourcesContent: false,
         externalModules: [],
-        // On Lambda, credentials always come from the environment: the SDK's default provider chain
-        // (SSO, ini files, IMDS, web identity, with their nested STS/SSO clients) is dead weight there,
-        // ~120 KiB per bundle. See infra/bundling/lambda-credentials.ts.
-        esbuildArgs: { [`--alias:${CREDENTIAL_PROVIDER_PACKAGE}`]: LAMBDA_CREDENTIALS_MODULE },
+        // SDK parts a function never runs on Lambda (the default credential chain, event streams,
+        // endpoint discovery's cache), each replaced by a small module: infra/bundling/aliases.ts.
+        esbuildArgs: Object.fromEntries(
+          Object.entries(lambdaBundleAliases(PROJECT_ROOT)).map(([pkg, file]) => [`--alias:${pkg}`, file]),
+        ),
+        ...(props.bundledFiles === undefined
+          ? {}
+          : {
+              commandHooks: {
+                beforeBundling: () => [],
+                beforeInstall: () => [],
+                afterBundling: (inputDir: string, outputDir: string) =>
+                  Object.entries(props.bundledFiles ?? {}).map(
+                    ([source, name]) => `cp "${join(inputDir, source)}" "${join(outputDir, name)}"`,
+                  ),
+              },
+            }),
       },
       environment: {
         ...props.environment,

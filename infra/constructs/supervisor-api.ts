@@ -140,6 +140,8 @@ export class SupervisorApi extends Construct {
       entry: props.entry ?? functionEntry("supervisor-api.ts"),
       serviceName: "supervisor-api",
       description: "Agentry supervisor HTTP API",
+      // Generated at build time and read on the first GET /openapi.json (shared/http/platform-routes.ts).
+      bundledFiles: { "shared/http/openapi.json": "openapi.json" },
       table: props.table,
       eventBus: props.eventBus,
       queueUrls: taskQueues.queueUrls(),

@@ -7,18 +7,12 @@ import { isTerminal } from "#shared/domain/lifecycle";
 import { Counter, type CounterDeltas } from "#shared/domain/statistics";
 import { prepareOutput, type Task, type TaskError, type TaskStatus } from "#shared/domain/task";
 import { type Clock, systemClock } from "#shared/ports/clock";
+import type { Logger } from "#shared/ports/logger";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
 import type { TaskPatch, TaskStore, TransitionRequest } from "#shared/ports/task-store";
 import { retryDelaySeconds } from "./backoff.ts";
 import type { CommittedEvents, EventRelay } from "./event-relay.ts";
 import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
-
-export interface WorkerLogger {
-  debug(message: string, extra?: Record<string, unknown>): void;
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
-}
 
 /** What a task handler gets besides its input. */
 export interface TaskContext {
@@ -28,7 +22,7 @@ export interface TaskContext {
   readonly attempt: number;
   /** Fires when the task is canceled, times out, or this worker lost its lease. `reason` says which. */
   readonly signal: AbortSignal;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   readonly metadata: Readonly<Record<string, string>>;
   /** Extends this worker's lease on the task (and its message); throws if the lease is lost. */
   heartbeat(): Promise<void>;
@@ -66,7 +60,7 @@ export interface DispatcherDeps {
   readonly config: PlatformConfig;
   /** The agent id recorded as `workerAgentId` on the tasks this dispatcher runs. */
   readonly agentId: string;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   readonly clock?: Clock;
   readonly random?: () => number;
   /** How often a running task's record is read to notice a cancel request or a lost lease. */
@@ -256,7 +250,7 @@ export class Dispatcher {
     await options
       .extendMessageLease?.(leaseSeconds)
       .catch((error: unknown) =>
-        logger.warn("could not extend the message lease", { taskId: task.taskId, error: String(error) }),
+        logger.warn("could not extend the message lease", { taskId: task.taskId, error }),
       );
 
     const startedMs = this.clock.now().getTime();
@@ -289,7 +283,7 @@ export class Dispatcher {
           .then(() =>
             renew && !controller.signal.aborted ? options.extendMessageLease?.(leaseSeconds) : undefined,
           )
-          .catch((error: unknown) => logger.warn("lease check failed", { error: String(error) }));
+          .catch((error: unknown) => logger.warn("lease check failed", { error }));
       },
       Math.min(this.deps.cancelCheckIntervalMs ?? 1_000, renewEveryMs ?? Number.POSITIVE_INFINITY),
     );

@@ -1,5 +1,6 @@
 import type { BusEvent } from "#shared/domain/events";
 import type { EventPublisher } from "#shared/ports/event-bus";
+import type { Logger } from "#shared/ports/logger";
 import { outboxEntryId, type TaskStore } from "#shared/ports/task-store";
 
 export interface CommittedEvents {
@@ -7,10 +8,6 @@ export interface CommittedEvents {
   /** The version the committing write produced (names the outbox entry). */
   readonly version: number;
   readonly events: readonly BusEvent[];
-}
-
-export interface RelayLogger {
-  warn(message: string, extra?: Record<string, unknown>): void;
 }
 
 /**
@@ -25,9 +22,9 @@ export interface RelayLogger {
 export class EventRelay {
   private readonly store: TaskStore;
   private readonly publisher: EventPublisher;
-  private readonly logger: RelayLogger | undefined;
+  private readonly logger: Pick<Logger, "warn"> | undefined;
 
-  constructor(deps: { store: TaskStore; publisher: EventPublisher; logger?: RelayLogger }) {
+  constructor(deps: { store: TaskStore; publisher: EventPublisher; logger?: Pick<Logger, "warn"> }) {
     this.store = deps.store;
     this.publisher = deps.publisher;
     this.logger = deps.logger;
@@ -58,7 +55,7 @@ export class EventRelay {
     } catch (error) {
       this.logger?.warn("event publish failed; the sweeper will publish again", {
         entries: entries.map((e) => e.id),
-        error: error instanceof Error ? error.message : String(error),
+        error,
       });
       return false;
     }

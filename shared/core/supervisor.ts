@@ -21,16 +21,13 @@ import {
   type TaskStatus,
 } from "#shared/domain/task";
 import { type Clock, systemClock } from "#shared/ports/clock";
+import type { Logger } from "#shared/ports/logger";
 import type { TaskQueue } from "#shared/ports/task-queue";
 import type { ListTasksQuery, TaskPage, TaskStore } from "#shared/ports/task-store";
 import type { AgentRouting } from "./agents/agent-router.ts";
 import type { CommittedEvents, EventRelay } from "./event-relay.ts";
 import { routeTask } from "./routing.ts";
 import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
-
-export interface SupervisorLogger {
-  warn(message: string, extra?: Record<string, unknown>): void;
-}
 
 export interface SupervisorDeps {
   readonly store: TaskStore;
@@ -39,7 +36,7 @@ export interface SupervisorDeps {
   readonly config: PlatformConfig;
   readonly clock?: Clock;
   readonly newId?: () => string;
-  readonly logger?: SupervisorLogger;
+  readonly logger?: Pick<Logger, "warn">;
   /** Routing by agent (`preferredAgentId` → the agent's inbox). @default - capability queues only */
   readonly agentRouting?: AgentRouting;
 }
@@ -333,7 +330,7 @@ export class Supervisor {
     } catch (error) {
       // The tasks are persisted as `submitted`; the sweeper enqueues tasks stuck there.
       this.deps.logger?.warn("enqueue failed; the sweeper will enqueue the tasks", {
-        error: error instanceof Error ? error.message : String(error),
+        error,
       });
     }
   }

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { StorableJsonSchema } from "./json.ts";
+import { type JsonValue, JsonValueSchema, StorableJsonSchema } from "./json.ts";
 import { TaskErrorSchema, TaskInputSchema } from "./task.ts";
 
 /**
@@ -11,7 +11,7 @@ import { TaskErrorSchema, TaskInputSchema } from "./task.ts";
  */
 
 /** A JSON value, as task inputs and outputs are. */
-export type JsonValue = z.output<ReturnType<typeof z.json>>;
+export type { JsonValue };
 
 export const JOB_STATUSES = ["working", "completed", "failed", "canceled"] as const;
 export const JobStatusSchema = z.enum(JOB_STATUSES);
@@ -258,7 +258,7 @@ export type JobTaskFailure = z.infer<typeof JobTaskFailureSchema>;
 /** A completed step's (and so a completed job's) result. */
 export const JobResultSchema = z.object({
   /** What the reducer made of the successful outputs. */
-  output: z.json(),
+  output: JsonValueSchema,
   /** The tasks whose outputs were reduced, in submission order. */
   outputTaskIds: z.array(z.string()),
   /** Tasks that had not succeeded when the step completed (tolerated failures), in submission order. */

@@ -128,12 +128,21 @@ function keyProblem(key: string): string | undefined {
 }
 
 /**
+ * Any JSON value, unchecked: what is read back (a stored task's input, a handler's output, a job's
+ * result), which passed {@link StorableJsonSchema} or the store on its way in. One schema instance, so
+ * the OpenAPI document names it once (`JsonValue`) instead of expanding the recursive shape at every use.
+ */
+export const JsonValueSchema = z.json();
+export type JsonValue = z.output<typeof JsonValueSchema>;
+
+/**
  * Any JSON value that passes the acceptance rule. Use it instead of `z.json()` for anything stored.
  *
  * @example
  * const TaskInputSchema = z.strictObject({ input: StorableJsonSchema });
  */
-export const StorableJsonSchema = z.json().check((ctx) => {
+// Built on JsonValueSchema, so its recursion is that one named instance (`JsonValue` in OpenAPI).
+export const StorableJsonSchema = JsonValueSchema.check((ctx) => {
   const problem = findJsonProblem(ctx.value);
   if (problem === undefined) return;
   ctx.issues.push({

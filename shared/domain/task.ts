@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { findJsonProblem, StorableJsonSchema } from "./json.ts";
+import { findJsonProblem, JsonValueSchema, StorableJsonSchema } from "./json.ts";
 
 /** Task states, named after the A2A protocol's task states. */
 export const TASK_STATUSES = [
@@ -62,7 +62,7 @@ export type TaskInput = z.infer<typeof TaskInputSchema>;
 /** The outcome a worker reports. (WorkerTaskResult in the original design.) */
 export const TaskResultSchema = z.object({
   success: z.boolean(),
-  output: z.json().optional(),
+  output: JsonValueSchema.optional(),
   errorMessage: z.string().optional(),
   executionTimeMs: z.number().nonnegative(),
 });
@@ -76,7 +76,7 @@ export const TaskSchema = z.object({
   taskId: z.string(),
   taskType: z.string(),
   status: TaskStatusSchema,
-  input: z.json(),
+  input: JsonValueSchema,
   requiredCapability: z.string(),
   preferredAgentId: z.string().optional(),
   priority: z.int(),
@@ -154,8 +154,10 @@ export function prepareOutput(
   try {
     text = JSON.stringify(output ?? null) ?? "null";
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return { problem: { code: "output_not_storable", message: `output is not JSON: ${reason}` } };
+    // JSON.stringify throws only Errors: TypeError (a cycle, a BigInt) or RangeError (too deep).
+    return {
+      problem: { code: "output_not_storable", message: `output is not JSON: ${(error as Error).message}` },
+    };
   }
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > MAX_PAYLOAD_BYTES) {

@@ -5,21 +5,15 @@ import {
   AgentIdentifierSchema,
   AgentListResponseSchema,
   HeartbeatResponseSchema,
-  MessageAudienceSchema,
-  type RegisterAgentInput,
   RegisterAgentInputSchema,
-  type SendMessageInput,
   SendMessageInputSchema,
   SendMessageResultSchema,
   UpdateAgentStatusInputSchema,
   WorkerPoolStatisticsSchema,
 } from "#shared/core/agents/schemas";
 import { AgentInfoSchema, AgentStatusSchema } from "#shared/domain/agent";
-import { NotFoundError } from "#shared/domain/errors";
-import { AgentMessageSchema } from "#shared/domain/message";
-import { errorResponses, queryParameters } from "./openapi.ts";
-import type { ApiRequest, ApiRouteTable } from "./router.ts";
-import { apiSchemas, CursorSchema, parseRequest, readJsonBody } from "./schemas.ts";
+import { type ApiRoute, defineRoute, errorResponses, json, jsonBody } from "./route.ts";
+import { CursorSchema } from "./schemas.ts";
 
 /** The use cases the agent routes call (the services, or stand-ins in tests). */
 export interface AgentRoutesDeps {
@@ -60,84 +54,63 @@ export const PoolQuerySchema = z.object({
     .describe("The pool of agents serving this capability (every agent when omitted)."),
 });
 
-apiSchemas.add(RegisterAgentInputSchema, {
-  id: "RegisterAgentRequest",
-  io: "input",
-  description: "An agent announcing itself. Registering an existing agentId updates that agent.",
-});
-apiSchemas.add(AgentInfoSchema, { id: "AgentInfo" });
-apiSchemas.add(AgentListResponseSchema, { id: "AgentList" });
-apiSchemas.add(UpdateAgentStatusInputSchema, { id: "UpdateAgentStatusRequest", io: "input" });
-apiSchemas.add(HeartbeatResponseSchema, {
-  id: "HeartbeatResponse",
-  description: "The agent's working tasks that were asked to cancel.",
-});
-apiSchemas.add(WorkerPoolStatisticsSchema, { id: "WorkerPoolStatistics" });
-apiSchemas.add(MessageAudienceSchema, { id: "MessageAudience", io: "input" });
-apiSchemas.add(SendMessageInputSchema, {
-  id: "SendMessageRequest",
-  io: "input",
-  description: 'A message to one agent, or with toAgentId "*" a broadcast to an audience.',
-});
-apiSchemas.add(AgentMessageSchema, { id: "AgentMessage" });
-apiSchemas.add(SendMessageResultSchema, { id: "SendMessageResponse" });
+const AGENTS_TAG = ["agents"];
+const MESSAGES_TAG = ["messages"];
+const UNKNOWN_AGENT = { 404: "`not_found`: no such agent" } as const;
+const INVALID_BODY = "`invalid_json` or `validation_error` (see details)";
 
-const AGENTS_TAG = ["agents"] as const;
-const MESSAGES_TAG = ["messages"] as const;
-const UNKNOWN_AGENT = { "404": "`not_found`: no such agent" } as const;
+/** An id outside the agent id alphabet names no agent: 404, like any other unknown id. */
+const AgentPathSchema = z.object({ agentId: AgentIdentifierSchema });
 
 /**
- * The agent registry, worker pool and messaging routes: `/agents`, `/pool`, `/messages`. Each parses
- * what it needs from the request and calls one use case; the services validate bodies themselves
- * (the worker SDK calls them too), so invalid input is a 400 with details either way.
+ * The agent registry, worker pool and messaging routes: `/agents`, `/pool`, `/messages`. Bodies are
+ * validated at the edge with the services' own schemas (the services check them again: the worker
+ * SDK calls them directly).
  *
  * @example
- * const handler = createSupervisorApiHandler({ supervisor, logger, extraRoutes: agentRoutes({ agents, messaging }) });
+ * const app = createApiApp({ routes: agentRoutes({ agents, messaging }), logger });
  */
-export function agentRoutes(deps: AgentRoutesDeps): ApiRouteTable {
+export function agentRoutes(deps: AgentRoutesDeps): ApiRoute[] {
   const { agents, messaging } = deps;
   return [
-    {
-      method: "POST",
-      path: "/agents",
-      operation: {
+    defineRoute(
+      {
+        method: "post",
+        path: "/agents",
         operationId: "registerAgent",
         summary: "Register an agent, or update a registered one",
         description:
           "The agent is `available` and alive from now on. Without `agentId` one is generated. Registering " +
           "an existing `agentId` replaces its type, capabilities and endpoint and keeps `registeredAt`.",
         tags: AGENTS_TAG,
-        requestBody: { schema: RegisterAgentInputSchema },
+        request: {
+          body: jsonBody(
+            RegisterAgentInputSchema,
+            "An agent announcing itself. Registering an existing agentId updates that agent.",
+          ),
+        },
         responses: {
-          "201": { description: "The agent as registered", schema: AgentInfoSchema },
-          ...errorResponses({
-            "400": "`invalid_json` or `validation_error` (see details)",
-          }),
+          201: json("The agent as registered", AgentInfoSchema),
+          ...errorResponses({ 400: INVALID_BODY }),
         },
       },
-      handle: async (request) => ({
-        statusCode: 201,
-        // Validated by the service.
-        body: await agents.register(readJsonBody(request) as RegisterAgentInput),
-      }),
-    },
-    {
-      method: "GET",
-      path: "/agents",
-      operation: {
+      async (c) => c.json(await agents.register(c.req.valid("json")), 201),
+    ),
+    defineRoute(
+      {
+        method: "get",
+        path: "/agents",
         operationId: "listAgents",
         summary: "Find agents by capability, type and status",
         tags: AGENTS_TAG,
-        parameters: queryParameters(ListAgentsQuerySchema),
+        request: { query: ListAgentsQuerySchema },
         responses: {
-          "200": { description: "The matching agents, by agentId", schema: AgentListResponseSchema },
-          ...errorResponses({ "400": "`validation_error`: a query parameter is invalid (see details)" }),
+          200: json("The matching agents, by agentId", AgentListResponseSchema),
+          ...errorResponses({ 400: "`validation_error`: a query parameter is invalid (see details)" }),
         },
       },
-      handle: async (request) => {
-        const query = parseRequest(ListAgentsQuerySchema, request.query, {
-          message: "invalid query parameters",
-        });
+      async (c) => {
+        const query = c.req.valid("query");
         const page = await agents.listPage(
           {
             ...(query.capability !== undefined ? { capability: query.capability } : {}),
@@ -146,51 +119,41 @@ export function agentRoutes(deps: AgentRoutesDeps): ApiRouteTable {
           },
           { limit: query.limit, ...(query.cursor !== undefined ? { cursor: query.cursor } : {}) },
         );
-        return { statusCode: 200, body: page };
+        return c.json({ ...page, items: [...page.items] }, 200);
       },
-    },
-    {
-      method: "GET",
-      path: "/agents/{agentId}",
-      operation: {
+    ),
+    defineRoute(
+      {
+        method: "get",
+        path: "/agents/{agentId}",
         operationId: "getAgent",
         summary: "Get an agent",
         tags: AGENTS_TAG,
-        responses: {
-          "200": { description: "The agent", schema: AgentInfoSchema },
-          ...errorResponses(UNKNOWN_AGENT),
-        },
+        request: { params: AgentPathSchema },
+        responses: { 200: json("The agent", AgentInfoSchema), ...errorResponses(UNKNOWN_AGENT) },
       },
-      handle: async (request) => ({ statusCode: 200, body: await agents.get(agentIdOf(request)) }),
-    },
-    {
-      method: "PUT",
-      path: "/agents/{agentId}/status",
-      operation: {
+      async (c) => c.json(await agents.get(c.req.valid("param").agentId), 200),
+    ),
+    defineRoute(
+      {
+        method: "put",
+        path: "/agents/{agentId}/status",
         operationId: "updateAgentStatus",
         summary: "Set an agent's status",
         tags: AGENTS_TAG,
-        requestBody: { schema: UpdateAgentStatusInputSchema },
+        request: { params: AgentPathSchema, body: jsonBody(UpdateAgentStatusInputSchema) },
         responses: {
-          "200": { description: "The agent with its new status", schema: AgentInfoSchema },
-          ...errorResponses({
-            "400": "`invalid_json` or `validation_error` (see details)",
-            ...UNKNOWN_AGENT,
-          }),
+          200: json("The agent with its new status", AgentInfoSchema),
+          ...errorResponses({ 400: INVALID_BODY, ...UNKNOWN_AGENT }),
         },
       },
-      handle: async (request) => {
-        const agentId = agentIdOf(request);
-        const { status } = parseRequest(UpdateAgentStatusInputSchema, readJsonBody(request), {
-          message: "invalid agent status",
-        });
-        return { statusCode: 200, body: await agents.updateStatus(agentId, status) };
-      },
-    },
-    {
-      method: "POST",
-      path: "/agents/{agentId}/heartbeat",
-      operation: {
+      async (c) =>
+        c.json(await agents.updateStatus(c.req.valid("param").agentId, c.req.valid("json").status), 200),
+    ),
+    defineRoute(
+      {
+        method: "post",
+        path: "/agents/{agentId}/heartbeat",
         operationId: "heartbeatAgent",
         summary: "Report that an agent is alive",
         description:
@@ -198,37 +161,36 @@ export function agentRoutes(deps: AgentRoutesDeps): ApiRouteTable {
           "`available` again. Answers the agent's working tasks that were asked to cancel: the agent " +
           "should stop them.",
         tags: AGENTS_TAG,
+        request: { params: AgentPathSchema },
         responses: {
-          "200": { description: "Cancel requests for the agent", schema: HeartbeatResponseSchema },
+          200: json("The agent's working tasks that were asked to cancel", HeartbeatResponseSchema),
           ...errorResponses(UNKNOWN_AGENT),
         },
       },
-      handle: async (request) => {
-        const { cancelRequests } = await agents.heartbeat(agentIdOf(request));
-        return { statusCode: 200, body: { cancelRequests } };
+      async (c) => {
+        const { cancelRequests } = await agents.heartbeat(c.req.valid("param").agentId);
+        return c.json({ cancelRequests }, 200);
       },
-    },
-    {
-      method: "DELETE",
-      path: "/agents/{agentId}",
-      operation: {
+    ),
+    defineRoute(
+      {
+        method: "delete",
+        path: "/agents/{agentId}",
         operationId: "unregisterAgent",
         summary: "Unregister an agent",
         tags: AGENTS_TAG,
-        responses: {
-          "204": { description: "Unregistered" },
-          ...errorResponses(UNKNOWN_AGENT),
-        },
+        request: { params: AgentPathSchema },
+        responses: { 204: { description: "Unregistered" }, ...errorResponses(UNKNOWN_AGENT) },
       },
-      handle: async (request) => {
-        await agents.unregister(agentIdOf(request));
-        return { statusCode: 204, body: undefined };
+      async (c) => {
+        await agents.unregister(c.req.valid("param").agentId);
+        return c.body(null, 204);
       },
-    },
-    {
-      method: "GET",
-      path: "/pool",
-      operation: {
+    ),
+    defineRoute(
+      {
+        method: "get",
+        path: "/pool",
         operationId: "getWorkerPool",
         summary: "Worker pool statistics",
         description:
@@ -236,23 +198,18 @@ export function agentRoutes(deps: AgentRoutesDeps): ApiRouteTable {
           "and the tasks they finished. Without a capability `averageTaskDurationMs` is exact over all " +
           "tasks; with one it is the average over the pool agents' most recent completed tasks.",
         tags: AGENTS_TAG,
-        parameters: queryParameters(PoolQuerySchema),
+        request: { query: PoolQuerySchema },
         responses: {
-          "200": { description: "The pool", schema: WorkerPoolStatisticsSchema },
-          ...errorResponses({ "400": "`validation_error`: a query parameter is invalid (see details)" }),
+          200: json("The pool", WorkerPoolStatisticsSchema),
+          ...errorResponses({ 400: "`validation_error`: a query parameter is invalid (see details)" }),
         },
       },
-      handle: async (request) => {
-        const { capability } = parseRequest(PoolQuerySchema, request.query, {
-          message: "invalid query parameters",
-        });
-        return { statusCode: 200, body: await agents.pool(capability) };
-      },
-    },
-    {
-      method: "POST",
-      path: "/messages",
-      operation: {
+      async (c) => c.json(await agents.pool(c.req.valid("query").capability), 200),
+    ),
+    defineRoute(
+      {
+        method: "post",
+        path: "/messages",
         operationId: "sendMessage",
         summary: "Send a message to an agent, or broadcast one",
         description:
@@ -262,30 +219,22 @@ export function agentRoutes(deps: AgentRoutesDeps): ApiRouteTable {
           "(counted from `timestamp`) ran out is never delivered. A reply is a message back to the " +
           "sender with the request's `correlationId`.",
         tags: MESSAGES_TAG,
-        requestBody: { schema: SendMessageInputSchema },
+        request: {
+          body: jsonBody(
+            SendMessageInputSchema,
+            'A message to one agent, or with toAgentId "*" a broadcast to an audience.',
+          ),
+        },
         responses: {
-          "202": { description: "Published to its recipients", schema: SendMessageResultSchema },
+          202: json("Published to its recipients", SendMessageResultSchema),
           ...errorResponses({
-            "400": "`invalid_json` or `validation_error` (see details)",
-            "404": "`not_found`: the recipient is not a registered agent",
-            "413": "`payload_too_large`: the message is over 240 KiB",
+            400: INVALID_BODY,
+            404: "`not_found`: the recipient is not a registered agent",
+            413: "`payload_too_large`: the message is over 240 KiB",
           }),
         },
       },
-      handle: async (request) => ({
-        statusCode: 202,
-        // Validated by the service.
-        body: await messaging.send(readJsonBody(request) as SendMessageInput),
-      }),
-    },
+      async (c) => c.json(await messaging.send(c.req.valid("json")), 202),
+    ),
   ];
-}
-
-/** A path id that no agent could have names no agent: 404, like any other unknown id. */
-function agentIdOf(request: ApiRequest): string {
-  const agentId = request.params.agentId ?? "";
-  if (!AgentIdentifierSchema.safeParse(agentId).success) {
-    throw new NotFoundError(`agent ${agentId.slice(0, 128)} not found`);
-  }
-  return agentId;
 }

@@ -1,9 +1,8 @@
 import * as z from "zod";
 import type { DeadLetterService } from "#shared/core/dead-letters";
 import { TaskErrorSchema, TaskStatusSchema } from "#shared/domain/task";
-import { errorResponses, queryParameters } from "./openapi.ts";
-import type { ApiRouteTable } from "./router.ts";
-import { apiSchemas, parseRequest, readJsonBody, TaskIdSchema } from "./schemas.ts";
+import { type ApiRoute, defineRoute, errorResponses, json, jsonBody } from "./route.ts";
+import { TaskIdSchema } from "./schemas.ts";
 
 /** The dead-letter use cases the routes call (a DeadLetterService, or a stand-in in tests). */
 export type DeadLetterUseCases = Pick<DeadLetterService, "list" | "redrive">;
@@ -54,75 +53,69 @@ export const RedriveResponseSchema = z.object({
   dropped: z.array(z.string()),
 });
 
-apiSchemas.add(DeadLetterQueuesResponseSchema, { id: "DeadLetterQueues" });
-apiSchemas.add(RedriveRequestSchema, { id: "RedriveRequest", io: "input" });
-apiSchemas.add(RedriveResponseSchema, { id: "RedriveResponse" });
-
-const DLQ_TAG = ["operations"] as const;
+const tags = ["operations"];
 
 /**
  * The dead-letter routes: `GET /dlq` (per capability and tier: depth, oldest age, a page of
  * dead-lettered tasks with their status and last error) and `POST /dlq/redrive` (all, by capability,
- * or by task ids). A redriven task keeps its id and history and gets a fresh attempt budget.
+ * or by task ids). A redriven task keeps its id and history and gets a fresh attempt budget. Served
+ * only where the queue adapter has the dead-letter operations (not on Service Bus yet).
  *
  * @example
- * const handler = createSupervisorApiHandler({ supervisor, logger, extraRoutes: dlqRoutes(deadLetters) });
+ * const app = createApiApp({ routes: dlqRoutes({ deadLetters }), logger });
  */
-export function dlqRoutes(deadLetters: DeadLetterUseCases): ApiRouteTable {
+export function dlqRoutes({ deadLetters }: { deadLetters?: DeadLetterUseCases }): ApiRoute[] {
+  if (deadLetters === undefined) return [];
   return [
-    {
-      method: "GET",
-      path: "/dlq",
-      operation: {
+    defineRoute(
+      {
+        method: "get",
+        path: "/dlq",
         operationId: "listDeadLetters",
         summary: "What the dead-letter queues hold",
-        tags: DLQ_TAG,
-        parameters: queryParameters(ListDeadLettersQuerySchema),
+        tags,
+        request: { query: ListDeadLettersQuerySchema },
         responses: {
-          "200": { description: "Each capability queue's DLQ", schema: DeadLetterQueuesResponseSchema },
+          200: json("Each capability queue's DLQ", DeadLetterQueuesResponseSchema),
           ...errorResponses({
-            "400": "`validation_error`: a query parameter is invalid or names no capability",
+            400: "`validation_error`: a query parameter is invalid or names no capability",
           }),
         },
       },
-      handle: async (request) => {
-        const query = parseRequest(ListDeadLettersQuerySchema, request.query, {
-          message: "invalid query parameters",
-        });
+      async (c) => {
+        const query = c.req.valid("query");
         const queues = await deadLetters.list({
           limit: query.limit,
           ...(query.capability !== undefined ? { capability: query.capability } : {}),
         });
-        return { statusCode: 200, body: { queues } };
+        return c.json({ queues } as z.infer<typeof DeadLetterQueuesResponseSchema>, 200);
       },
-    },
-    {
-      method: "POST",
-      path: "/dlq/redrive",
-      operation: {
+    ),
+    defineRoute(
+      {
+        method: "post",
+        path: "/dlq/redrive",
         operationId: "redriveDeadLetters",
         summary: "Send dead-lettered tasks back to their queues",
         description:
           "A failed task is reopened with its id and history and a fresh attempt budget; a task that " +
           "already completed or was canceled is not run again (its message is dropped). At most 500 " +
           "messages per queue per call: call again while `GET /dlq` shows more.",
-        tags: DLQ_TAG,
-        requestBody: { schema: RedriveRequestSchema },
+        tags,
+        request: { body: jsonBody(RedriveRequestSchema) },
         responses: {
-          "200": { description: "What was redriven and dropped", schema: RedriveResponseSchema },
-          ...errorResponses({ "400": "`validation_error`: the body is invalid or names no capability" }),
+          200: json("What was redriven and dropped", RedriveResponseSchema),
+          ...errorResponses({ 400: "`validation_error`: the body is invalid or names no capability" }),
         },
       },
-      handle: async (request) => {
-        const body = parseRequest(RedriveRequestSchema, readJsonBody(request), {
-          message: "invalid redrive request",
-        });
+      async (c) => {
+        const body = c.req.valid("json");
         const outcome = await deadLetters.redrive({
           ...(body.capability !== undefined ? { capability: body.capability } : {}),
           ...(body.taskIds !== undefined ? { taskIds: body.taskIds } : {}),
         });
-        return { statusCode: 200, body: outcome };
+        return c.json({ redriven: [...outcome.redriven], dropped: [...outcome.dropped] }, 200);
       },
-    },
+    ),
   ];
 }

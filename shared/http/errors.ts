@@ -1,6 +1,6 @@
-import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type * as z from "zod";
 import { AgentryError, type ErrorDetail, ValidationError } from "#shared/domain/errors";
+import type { Logger } from "#shared/ports/logger";
 
 /**
  * Errors of the HTTP edge and the one place where any error becomes an HTTP response. Known errors
@@ -13,8 +13,8 @@ import { AgentryError, type ErrorDetail, ValidationError } from "#shared/domain/
  * the client's fix differs: the body never reached validation (documented in the OpenAPI document).
  */
 export class InvalidJsonError extends AgentryError {
-  constructor(message: string, details?: readonly ErrorDetail[]) {
-    super(message, { code: "invalid_json", statusCode: 400, details });
+  constructor(message: string, details?: readonly ErrorDetail[], cause?: unknown) {
+    super(message, { code: "invalid_json", statusCode: 400, details, cause });
     this.name = "InvalidJsonError";
   }
 }
@@ -34,57 +34,51 @@ export class MethodNotAllowedError extends AgentryError {
   }
 }
 
-/** Where the edge reports errors it could not map. Powertools' Logger and the local console logger fit. */
-export interface HttpLogger {
-  error(message: string, attributes: Record<string, unknown>): void;
-}
-
 export interface ErrorResponseContext {
   readonly requestId: string;
-  readonly logger?: HttpLogger;
+  readonly logger?: Pick<Logger, "error">;
   /** Logged with an unexpected error, never returned. */
   readonly method?: string;
   readonly path?: string;
 }
 
-const JSON_HEADERS = { "content-type": "application/json" } as const;
+/** An error as the API answers it: status, extra headers and the error envelope. */
+export interface ErrorResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: { readonly error: Record<string, unknown> };
+}
 
 /**
- * Maps any thrown value to an API Gateway result. Never throws, not even when the logger does: it is
- * the last line of defence of a handler that promises never to throw.
+ * Maps any thrown value to the API's error response. Never throws, not even when the logger does:
+ * it is the last line of defence of an app that promises never to throw.
  *
  * @example
- * try { return await route(event); } catch (error) { return errorResult(error, { requestId, logger }); }
+ * app.onError((error, c) => { const r = errorResponse(error, { requestId, logger }); return c.json(r.body, r.status); });
  */
-export function errorResult(
-  error: unknown,
-  context: ErrorResponseContext,
-): APIGatewayProxyStructuredResultV2 {
+export function errorResponse(error: unknown, context: ErrorResponseContext): ErrorResponse {
   if (error instanceof AgentryError && error.expose) {
     if (error.statusCode >= 500) report(error, context);
     return {
-      statusCode: error.statusCode,
-      headers:
-        error instanceof MethodNotAllowedError
-          ? { ...JSON_HEADERS, allow: error.allowed.join(", ") }
-          : JSON_HEADERS,
-      body: JSON.stringify({
+      status: error.statusCode,
+      headers: error instanceof MethodNotAllowedError ? { allow: error.allowed.join(", ") } : {},
+      body: {
         error: {
           code: error.code,
           message: error.message,
           ...(error.details !== undefined ? { details: error.details } : {}),
           ...(error.statusCode >= 500 ? { requestId: context.requestId } : {}),
         },
-      }),
+      },
     };
   }
   report(error, context);
   // A hidden dependency failure stays a 503 so clients know a retry may succeed; nothing else is said.
   const unavailable = error instanceof AgentryError && error.statusCode === 503;
   return {
-    statusCode: unavailable ? 503 : 500,
-    headers: JSON_HEADERS,
-    body: JSON.stringify({
+    status: unavailable ? 503 : 500,
+    headers: {},
+    body: {
       error: unavailable
         ? {
             code: "service_unavailable",
@@ -92,7 +86,7 @@ export function errorResult(
             requestId: context.requestId,
           }
         : { code: "internal_error", message: "internal error", requestId: context.requestId },
-    }),
+    },
   };
 }
 

@@ -1,8 +1,7 @@
 import * as z from "zod";
 import { type PlatformConfig, queuesForCapability } from "#shared/config/platform";
-import type { TaskQueue } from "#shared/ports/task-queue";
-import type { ApiRouteTable } from "./router.ts";
-import { apiSchemas } from "./schemas.ts";
+import type { QueueDepth } from "#shared/ports/task-queue";
+import { type ApiRoute, defineRoute, json } from "./route.ts";
 
 const QueueCountsSchema = z.object({
   available: z.int().describe("Ready to be received."),
@@ -23,35 +22,40 @@ export const QueueStatisticsSchema = z.object({
 });
 export type QueueStatistics = z.infer<typeof QueueStatisticsSchema>;
 
-apiSchemas.add(QueueStatisticsSchema, { id: "QueueStatistics" });
+/** What the queue statistics route reads: each logical queue's depth, and the capabilities. */
+export interface QueueRoutesDeps {
+  /** `TaskQueue.depth`; without it (Service Bus) the route is not served. */
+  readonly queueDepth?: (queue: string) => Promise<QueueDepth>;
+  readonly config: Pick<PlatformConfig, "capabilities">;
+}
 
 /**
  * `GET /stats/queues`, read-only: for each configured capability, the counts of its two queues
  * (`TaskQueue.depth`) and their sum. The dashboard and `agentry stats` show them; SQS's counts are
- * approximate, so they are for watching, never for deciding.
+ * approximate, so they are for watching, never for deciding. Served only where the queue adapter can
+ * count (not on Service Bus, whose counts need its administration client).
  *
  * @example
- * const router = createApiRouter({ supervisor, extraRoutes: queueRoutes({ queue, config }) });
+ * const app = createApiApp({ routes: queueRoutes({ queueDepth: queue.depth.bind(queue), config }), logger });
  */
-export function queueRoutes(deps: {
-  readonly queue: Required<Pick<TaskQueue, "depth">>;
-  readonly config: Pick<PlatformConfig, "capabilities">;
-}): ApiRouteTable {
+export function queueRoutes(deps: QueueRoutesDeps): ApiRoute[] {
+  const { queueDepth } = deps;
+  if (queueDepth === undefined) return [];
   return [
-    {
-      method: "GET",
-      path: "/stats/queues",
-      operation: {
+    defineRoute(
+      {
+        method: "get",
+        path: "/stats/queues",
         operationId: "getQueueStatistics",
         summary: "Queue depth and dead-letter counts per capability",
         tags: ["tasks"],
-        responses: { "200": { description: "Counts per capability", schema: QueueStatisticsSchema } },
+        responses: { 200: json("Counts per capability", QueueStatisticsSchema) },
       },
-      handle: async () => {
+      async (c) => {
         const capabilities = await Promise.all(
           deps.config.capabilities.map(async ({ name }) => {
             const queues = await Promise.all(
-              queuesForCapability(name).map(async (queue) => ({ queue, ...(await deps.queue.depth(queue)) })),
+              queuesForCapability(name).map(async (queue) => ({ queue, ...(await queueDepth(queue)) })),
             );
             const sum = (field: keyof z.infer<typeof QueueCountsSchema>) =>
               queues.reduce((total, queue) => total + queue[field], 0);
@@ -65,8 +69,8 @@ export function queueRoutes(deps: {
             };
           }),
         );
-        return { statusCode: 200, body: { capabilities } };
+        return c.json({ capabilities }, 200);
       },
-    },
+    ),
   ];
 }

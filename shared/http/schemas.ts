@@ -1,44 +1,23 @@
 import * as z from "zod";
-import { ValidationError } from "#shared/domain/errors";
+import { PayloadTooLargeError, ValidationError } from "#shared/domain/errors";
 import { findJsonProblem, MAX_REQUEST_DEPTH } from "#shared/domain/json";
-import { SupervisorStatisticsSchema } from "#shared/domain/statistics";
 import {
+  jsonByteLength,
   MAX_BATCH_SIZE,
+  MAX_PAYLOAD_BYTES,
   SubmittedTaskSchema,
   type TaskInput,
   TaskInputSchema,
   TaskSchema,
   TaskStatusSchema,
 } from "#shared/domain/task";
-import { InvalidJsonError, validationErrorFromZod } from "./errors.ts";
+import { validationErrorFromZod } from "./errors.ts";
 
 /**
  * The request and response schemas of the v1 HTTP API. Requests are checked against them at the edge
  * and the OpenAPI document is generated from them, so the contract and the checks cannot drift apart.
  * Task shapes are the domain's own schemas, reused rather than restated.
  */
-
-/** Metadata of a schema that appears in the OpenAPI document as a named component. */
-export interface ApiSchemaMeta {
-  /** The component name: `#/components/schemas/<id>`. */
-  readonly id: string;
-  readonly description?: string;
-  /**
-   * Which side of a parse the component documents: `input` for request bodies (defaults optional),
-   * `output` for responses (defaults filled in).
-   * @default "output"
-   */
-  readonly io?: "input" | "output";
-}
-
-/**
- * Every schema that the OpenAPI document names. Route modules added later register theirs here too,
- * so a request or response body always appears as a `$ref` to one component.
- *
- * @example
- * apiSchemas.add(AgentInfoSchema, { id: "AgentInfo" });
- */
-export const apiSchemas = z.registry<ApiSchemaMeta>();
 
 /** Most items on one page of `GET /tasks` (the supervisor enforces the same bound). */
 export const MAX_PAGE_SIZE = 100;
@@ -53,6 +32,7 @@ export type TaskBatchRequest = z.infer<typeof TaskBatchRequestSchema>;
 
 /** What `POST /tasks` accepts: one task input, or a batch of them under `tasks`. */
 export const SubmitTasksRequestSchema = z.union([TaskInputSchema, TaskBatchRequestSchema]);
+export type SubmitTasksRequest = z.output<typeof SubmitTasksRequestSchema>;
 
 export const SubmitTasksResponseSchema = z.object({ tasks: z.array(SubmittedTaskSchema) });
 export type SubmitTasksResponse = z.infer<typeof SubmitTasksResponseSchema>;
@@ -62,6 +42,10 @@ export type SubmitTasksResponse = z.infer<typeof SubmitTasksResponseSchema>;
  * task; the bound keeps absurd keys away from the store (DynamoDB refuses keys over 2 KiB).
  */
 export const TaskIdSchema = z.string().min(1).max(128);
+
+/** Path parameters: an id outside {@link TaskIdSchema}'s bounds names nothing, so it is a 404. */
+export const TaskPathSchema = z.object({ taskId: TaskIdSchema });
+export const JobPathSchema = z.object({ jobId: TaskIdSchema });
 
 /**
  * The `Idempotency-Key` header: 1–128 visible ASCII characters, no comma. Header values travel as
@@ -78,6 +62,12 @@ export const IdempotencyKeyHeaderSchema = z
     "must be one header of visible ASCII characters without commas (a UTF-8 key goes in the body's idempotencyKey)",
   );
 export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
+/** `POST /tasks` headers (names lower-cased, as both API Gateway and Node deliver them). */
+export const SubmitTasksHeadersSchema = z.object({
+  "idempotency-key": IdempotencyKeyHeaderSchema.optional().describe(
+    "Makes a single-task submission safe to retry.",
+  ),
+});
 
 /**
  * A page cursor is opaque, but always base64url: a store encodes its position that way, so anything
@@ -125,26 +115,6 @@ export const ErrorResponseSchema = z.object({
 });
 export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
 
-apiSchemas.add(TaskInputSchema, {
-  id: "TaskInput",
-  io: "input",
-  description: "One unit of work for one worker.",
-});
-apiSchemas.add(TaskBatchRequestSchema, { id: "TaskBatchRequest", io: "input" });
-apiSchemas.add(SubmitTasksRequestSchema, {
-  id: "SubmitTasksRequest",
-  io: "input",
-  description: `One task, or up to ${MAX_BATCH_SIZE} tasks under "tasks".`,
-});
-apiSchemas.add(SubmittedTaskSchema, { id: "SubmittedTask" });
-apiSchemas.add(SubmitTasksResponseSchema, { id: "SubmitTasksResponse" });
-apiSchemas.add(TaskSchema, { id: "Task" });
-apiSchemas.add(TaskPageResponseSchema, { id: "TaskPage" });
-apiSchemas.add(SupervisorStatisticsSchema, { id: "SupervisorStatistics" });
-apiSchemas.add(HealthResponseSchema, { id: "HealthResponse" });
-apiSchemas.add(ErrorDetailSchema, { id: "ErrorDetail" });
-apiSchemas.add(ErrorResponseSchema, { id: "ErrorResponse" });
-
 /**
  * Parses a request value, turning zod issues into a 400 `validation_error` whose details name each
  * offending field (`tasks.0.taskType`). `path` prefixes the details, for values that are not the body.
@@ -163,18 +133,26 @@ export function parseRequest<S extends z.ZodType>(
 }
 
 /**
- * Reads a `POST /tasks` body as task inputs. A body is a batch exactly when it has a `tasks` field:
- * a single task input is strict and can never carry one, so the two shapes cannot be confused, and
- * validation reports against the shape the client meant rather than against a union of both.
+ * Reads a `POST /tasks` body. A body is a batch exactly when it has a `tasks` field: a single task
+ * input is strict and can never carry one, so the two shapes cannot be confused, and validation
+ * reports against the shape the client meant rather than against a union of both. Oversized inputs
+ * are a 413 before anything else.
  *
  * @example
- * const inputs = parseSubmission({ tasks: [{ taskType: "echo", input: 1 }] }); // one TaskInput
+ * const body = parseSubmission({ tasks: [{ taskType: "echo", input: 1 }] }); // a TaskBatchRequest
  */
-export function parseSubmission(body: unknown): TaskInput[] {
+export function parseSubmission(body: unknown): SubmitTasksRequest {
   if (isPlainObject(body) && Object.hasOwn(body, "tasks")) {
-    return parseRequest(TaskBatchRequestSchema, body, { message: "invalid task batch" }).tasks;
+    assertInputsWithinLimit(body.tasks, "tasks");
+    return parseRequest(TaskBatchRequestSchema, body, { message: "invalid task batch" });
   }
-  return [parseRequest(TaskInputSchema, body, { message: "invalid task" })];
+  assertInputsWithinLimit(body, undefined);
+  return parseRequest(TaskInputSchema, body, { message: "invalid task" });
+}
+
+/** The task inputs of a submission, one or a batch. */
+export function submittedInputs(body: SubmitTasksRequest): TaskInput[] {
+  return "tasks" in body ? body.tasks : [body];
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -182,29 +160,24 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 /**
- * Parses the request body as JSON. An absent or non-JSON body is a 400 `invalid_json`, distinct from
- * a JSON body that breaks the schema (`validation_error`).
+ * The one payload-size check of the edge: every task `input` in a list is at most 256 KiB of JSON.
+ * It runs before the schema, so a huge input is a 413 whatever else is wrong and is never walked by zod.
  *
  * @example
- * const body = readJsonBody(request);
- * const input = parseRequest(TaskInputSchema, body, { message: "invalid task" });
+ * assertInputsWithinLimit(body.tasks, "tasks"); // PayloadTooLargeError naming tasks.3.input
  */
-export function readJsonBody(request: { readonly body: string | undefined }): unknown {
-  if (request.body === undefined || request.body.trim() === "") {
-    throw new InvalidJsonError("request body must be a JSON document", [
-      { path: "", message: "body is empty" },
-    ]);
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(request.body);
-  } catch (error) {
-    throw new InvalidJsonError("request body is not valid JSON", [
-      { path: "", message: error instanceof Error ? error.message : "unparseable" },
-    ]);
-  }
-  assertRequestDepth(body);
-  return body;
+export function assertInputsWithinLimit(tasks: unknown, path: string | undefined): void {
+  const list = path === undefined ? [tasks] : Array.isArray(tasks) ? tasks : [];
+  list.forEach((task: unknown, index) => {
+    if (!isPlainObject(task) || !Object.hasOwn(task, "input")) return;
+    const bytes = jsonByteLength(task.input);
+    if (bytes > MAX_PAYLOAD_BYTES) {
+      const which = path === undefined ? "task input" : `${path}.${index}.input`;
+      throw new PayloadTooLargeError(
+        `${which} is ${bytes} bytes; the limit is ${MAX_PAYLOAD_BYTES} bytes (256 KiB)`,
+      );
+    }
+  });
 }
 
 /**

@@ -1,12 +1,12 @@
 import type { PlatformConfig } from "#shared/config/platform";
 import { INBOX_METADATA_KEY } from "#shared/core/agents/agent-selector";
 import { AgentService } from "#shared/core/agents/agent-service";
-import type { WorkerLogger } from "#shared/core/dispatcher";
 import { agentInboxQueue } from "#shared/core/routing";
 import type { AgentCapabilities } from "#shared/domain/agent";
 import { NotFoundError } from "#shared/domain/errors";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { Clock } from "#shared/ports/clock";
+import type { Logger } from "#shared/ports/logger";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "./define-worker.ts";
 
@@ -14,7 +14,7 @@ export interface AgentPresenceOptions {
   readonly registry: AgentRegistry;
   readonly store: TaskStore;
   readonly config: Pick<PlatformConfig, "agentStalenessSeconds">;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   readonly agentId: string;
   /** @default a third of `config.agentStalenessSeconds`, so one lost heartbeat never makes it stale */
   readonly heartbeatIntervalMs?: number;
@@ -86,8 +86,7 @@ export function startAgentPresence(worker: WorkerDefinition, options: AgentPrese
       agentType: worker.agentType,
       capabilities: agentCapabilitiesOf(worker, metadata),
     });
-  const warn = (message: string) => (error: unknown) =>
-    logger.warn(message, { agentId, error: error instanceof Error ? error.message : String(error) });
+  const warn = (message: string) => (error: unknown) => logger.warn(message, { agentId, error });
 
   let stopped = false;
   let markRegistered: () => void = () => {};
@@ -140,7 +139,7 @@ export interface LambdaAgentPresenceOptions {
   readonly registry: AgentRegistry;
   readonly store: TaskStore;
   readonly config: Pick<PlatformConfig, "agentStalenessSeconds">;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   /** @default `lambda:<agentType>` - one agent per worker function, whatever its concurrency */
   readonly agentId?: string;
   /** Heartbeats at most this often, on invocations. @default a third of `config.agentStalenessSeconds` */
@@ -201,7 +200,7 @@ export function lambdaAgentPresence(
         // Presence is bookkeeping: a registry outage must not fail a batch of tasks.
         options.logger.warn("agent presence update failed", {
           agentId,
-          error: error instanceof Error ? error.message : String(error),
+          error,
         });
       }
     },

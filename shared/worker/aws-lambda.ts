@@ -4,19 +4,10 @@ import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { type AwsAdapters, createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig, type PlatformConfig } from "#shared/config/platform";
-import type { WorkerLogger } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
+import { createPlatform } from "#shared/core/platform";
 import { lambdaAgentPresence } from "./agent-presence.ts";
 import type { WorkerDefinition } from "./define-worker.ts";
 import { createLambdaWorkerHandler } from "./lambda-handler.ts";
-
-/** Adapts a Powertools Logger to the small logger interface core and the SDK use. */
-export function toWorkerLogger(logger: Logger): WorkerLogger {
-  const call =
-    (level: "debug" | "info" | "warn" | "error") => (message: string, extra?: Record<string, unknown>) =>
-      extra === undefined ? logger[level](message) : logger[level]({ message, ...extra });
-  return { debug: call("debug"), info: call("info"), warn: call("warn"), error: call("error") };
-}
 
 /** Physical SQS queue name (the URL's last path segment) → logical queue name. */
 export function queueNamesFromUrls(queueUrls: Readonly<Record<string, string>>): Record<string, string> {
@@ -31,21 +22,21 @@ export function queueNamesFromUrls(queueUrls: Readonly<Record<string, string>>):
 /**
  * A worker definition as a deployable SQS-triggered Lambda handler: builds the AWS adapters from
  * the function's environment once per container, and wraps the batch handler with the Powertools
- * logger. This is what a worker entry file exports.
+ * logger. The one Lambda worker entry (functions/workers/worker.ts) exports it for the registered
+ * worker its `CAPABILITY` names.
  *
  * @example
- * // functions/workers/translation.ts
- * export const handler = lambdaWorker(translatorWorker);
+ * export const handler = lambdaWorker(workerForCapability(process.env.CAPABILITY));
  */
 export function lambdaWorker(
   worker: WorkerDefinition,
   options: { adapters?: AwsAdapters; config?: PlatformConfig } = {},
 ): (event: SQSEvent, context: Context) => Promise<SQSBatchResponse> {
   const adapters = options.adapters ?? createAwsAdapters();
-  const powertools = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? worker.agentType });
-  const logger = toWorkerLogger(powertools);
-  const relay = new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger });
+  const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? worker.agentType });
   const config = options.config ?? loadPlatformConfig();
+  // The worker uses the relay of the one composition root; the rest of the platform is never called here.
+  const { relay } = createPlatform(adapters, config, logger);
   // One registry entry per agent type: every container of the function is the same agent.
   const presence = lambdaAgentPresence(worker, {
     registry: adapters.agentRegistry,
@@ -67,5 +58,5 @@ export function lambdaWorker(
     // Registration and heartbeats are best effort (touch() never throws): tasks run regardless.
     await presence.touch();
     return batchHandler(event, context);
-  }).use(injectLambdaContext(powertools));
+  }).use(injectLambdaContext(logger));
 }

@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
-import { Logger } from "@aws-lambda-powertools/logger";
+import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
 import * as z from "zod";
 import { type AwsAdapters, ConfigurationError, createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig, type PlatformConfig, pollerLeaseSeconds } from "#shared/config/platform";
-import type { WorkerLogger } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
-import { toWorkerLogger } from "./aws-lambda.ts";
+import { createPlatform } from "#shared/core/platform";
+import type { Logger } from "#shared/ports/logger";
 import { defineWorker, type WorkerDefinition } from "./define-worker.ts";
 import { type PollerHealth, type RunningPoller, startPoller } from "./poller.ts";
 
@@ -63,7 +62,7 @@ export interface ContainerWorkerOptions {
   /** @default loadPlatformConfig(env) */
   readonly config?: PlatformConfig;
   /** @default a Powertools JSON logger */
-  readonly logger?: WorkerLogger;
+  readonly logger?: Logger;
 }
 
 export interface RunningContainerWorker {
@@ -108,8 +107,7 @@ export async function startContainerWorker(
   const adapters = options.adapters ?? createAwsAdapters({ env });
   const config = options.config ?? loadPlatformConfig(env);
   const logger =
-    options.logger ??
-    toWorkerLogger(new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? worker.agentType }));
+    options.logger ?? new PowertoolsLogger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? worker.agentType });
   const agentId =
     settings.AGENT_ID ?? `${worker.agentType}-${hostname().slice(0, 64)}-${randomUUID().slice(0, 8)}`;
   const waitSeconds = settings.POLL_WAIT_SECONDS ?? 20;
@@ -118,7 +116,8 @@ export async function startContainerWorker(
   const poller = startPoller(defineWorker({ ...worker, capabilities }), {
     store: adapters.taskStore,
     queue: adapters.taskQueue,
-    relay: new EventRelay({ store: adapters.taskStore, publisher: adapters.eventPublisher, logger }),
+    // The composition root's relay, wired exactly as every Lambda entry's.
+    relay: createPlatform(adapters, config, logger).relay,
     config,
     logger,
     agentId,

@@ -2,8 +2,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { PlatformConfig } from "#shared/config/platform";
 import { forEachLimited } from "#shared/core/concurrency";
-import { Dispatcher, type WorkerLogger } from "#shared/core/dispatcher";
+import { Dispatcher } from "#shared/core/dispatcher";
 import type { EventRelay } from "#shared/core/event-relay";
+import type { Logger } from "#shared/ports/logger";
 import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "./define-worker.ts";
@@ -17,7 +18,7 @@ export interface LambdaWorkerDeps {
   readonly queue: TaskQueue;
   readonly relay: EventRelay;
   readonly config: PlatformConfig;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   /** Physical queue name (last segment of the queue ARN) → logical queue name. */
   readonly queueNames: Readonly<Record<string, string>>;
   readonly agentId?: string;
@@ -84,7 +85,7 @@ export function createLambdaWorkerHandler(
       } catch (error) {
         deps.logger.error("record failed; it will be redelivered", {
           messageId: record.messageId,
-          error: error instanceof Error ? error.message : String(error),
+          error,
         });
         failures.push(record.messageId);
       } finally {

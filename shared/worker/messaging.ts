@@ -1,7 +1,6 @@
 import {
   deliverAgentMessages,
   type MessageHandler,
-  type MessagingLogger,
   type MessagingService,
   type ReplyInput,
   type RequestOptions,
@@ -10,6 +9,7 @@ import type { SendMessageInput, SendMessageResult } from "#shared/core/agents/sc
 import type { BusEvent } from "#shared/domain/events";
 import type { AgentMessage } from "#shared/domain/message";
 import type { Clock } from "#shared/ports/clock";
+import type { Logger } from "#shared/ports/logger";
 
 export type { MessageHandler } from "#shared/core/agents/messaging-service";
 export type { AgentMessage } from "#shared/domain/message";
@@ -74,7 +74,7 @@ export function createAgentMessenger(agentId: string, messaging: MessagingServic
  */
 export function agentMessageHandler(
   handler: MessageHandler,
-  options: { clock?: Clock; logger?: MessagingLogger } = {},
+  options: { clock?: Clock; logger?: Pick<Logger, "warn"> & Partial<Pick<Logger, "debug">> } = {},
 ): (event: BusEvent) => Promise<void> {
   const deliver = deliverAgentMessages(handler, options);
   return async (event) => {

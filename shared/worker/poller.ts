@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { PlatformConfig } from "#shared/config/platform";
 import { queuesForCapability } from "#shared/config/platform";
-import { Dispatcher, type DispatcherDeps, type WorkerLogger } from "#shared/core/dispatcher";
+import { Dispatcher, type DispatcherDeps } from "#shared/core/dispatcher";
 import type { EventRelay } from "#shared/core/event-relay";
 import { agentInboxQueue } from "#shared/core/routing";
 import { ValidationError } from "#shared/domain/errors";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { Clock } from "#shared/ports/clock";
+import type { Logger } from "#shared/ports/logger";
 import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import { type AgentPresence, startAgentPresence } from "./agent-presence.ts";
@@ -18,7 +19,7 @@ export interface PollerOptions {
   readonly queue: TaskQueue;
   readonly relay: EventRelay;
   readonly config: PlatformConfig;
-  readonly logger: WorkerLogger;
+  readonly logger: Logger;
   /** Unique per running instance. */
   readonly agentId: string;
   /** Long-poll wait on an empty queue (20 on SQS; short for the embedded queue). */
@@ -183,7 +184,7 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
         // The message becomes visible again after its lease; the store's guards make the rerun safe.
         options.logger.error("task message failed; it will be redelivered", {
           messageId: message.messageId,
-          error: error instanceof Error ? error.message : String(error),
+          error,
         });
       }
     })();
@@ -244,7 +245,7 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
         options.logger.warn(
           isThrottling(error) ? "receive throttled; backing off" : "receive failed; backing off",
           {
-            error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+            error,
             consecutiveFailures: receiveFailures,
             delayMs,
           },

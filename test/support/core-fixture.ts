@@ -3,17 +3,13 @@ import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { platformConfig } from "#shared/agents/workers";
 import type { PlatformConfig } from "#shared/config/platform";
-import {
-  Dispatcher,
-  type DispatcherDeps,
-  type TaskHandler,
-  type WorkerLogger,
-} from "#shared/core/dispatcher";
+import { Dispatcher, type DispatcherDeps, type TaskHandler } from "#shared/core/dispatcher";
 import { EventRelay } from "#shared/core/event-relay";
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper } from "#shared/core/sweeper";
 import type { TaskInput } from "#shared/domain/task";
 import type { Clock } from "#shared/ports/clock";
+import type { Logger } from "#shared/ports/logger";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
 
 /** A clock tests move by hand; it starts at the real time so real timers and stored times agree. */
@@ -27,7 +23,7 @@ export class ManualClock implements Clock {
   }
 }
 
-export const silentLogger: WorkerLogger = { debug() {}, info() {}, warn() {}, error() {} };
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** The core wired to the embedded adapters, with a manual clock and no randomness. */
 export function createCoreFixture(overrides: { config?: Partial<PlatformConfig> } = {}) {

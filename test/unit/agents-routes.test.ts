@@ -4,10 +4,9 @@ import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { AgentService } from "#shared/core/agents/agent-service";
 import { MessagingService } from "#shared/core/agents/messaging-service";
 import { agentRoutes } from "#shared/http/agent-routes";
-import type { OpenApiDocument } from "#shared/http/openapi";
-import { createApiRouter } from "#shared/http/router";
+import { taskRoutes } from "#shared/http/task-routes";
+import { lambdaApi } from "#test/support/api-app";
 import { createCoreFixture } from "#test/support/core-fixture";
-import { type HttpApiRequest, httpApiEvent } from "#test/support/http-api-events";
 
 function setup() {
   const f = createCoreFixture();
@@ -15,17 +14,10 @@ function setup() {
   const bus = new MemoryEventBus({ recordPublished: true });
   const agents = new AgentService({ registry, store: f.store });
   const messaging = new MessagingService({ registry, publisher: bus, subscriber: bus });
-  const router = createApiRouter({
-    supervisor: f.supervisor,
-    extraRoutes: agentRoutes({ agents, messaging }),
-  });
-  const call = async (request: HttpApiRequest) => {
-    const result = await router(httpApiEvent(request));
-    return {
-      status: result.statusCode,
-      body: result.body === undefined ? undefined : (JSON.parse(result.body) as any),
-    };
-  };
+  const { call } = lambdaApi([
+    ...taskRoutes({ supervisor: f.supervisor }),
+    ...agentRoutes({ agents, messaging }),
+  ]);
   return { registry, bus, call };
 }
 
@@ -104,7 +96,7 @@ describe("agent routes", () => {
 
   it("answers 404 not_found for every operation on an unknown agent, and for an id no agent could have", async () => {
     const { call } = setup();
-    const requests: HttpApiRequest[] = [
+    const requests: Parameters<ReturnType<typeof lambdaApi>["call"]>[0][] = [
       { method: "GET", path: "/agents/nobody" },
       { method: "PUT", path: "/agents/nobody/status", body: { status: "busy" } },
       { method: "POST", path: "/agents/nobody/heartbeat" },
@@ -180,7 +172,7 @@ describe("agent routes", () => {
     const { call } = setup();
 
     const reply = await call({ method: "GET", path: "/openapi.json" });
-    const document = reply.body as OpenApiDocument;
+    const document = reply.body;
 
     expect(reply.status).toBe(200);
     expect(Object.keys(document.paths)).toEqual(

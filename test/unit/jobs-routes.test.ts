@@ -1,21 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { MAX_PAYLOAD_BYTES } from "#shared/domain/task";
 import { jobRoutes } from "#shared/http/job-routes";
-import { createApiRouter } from "#shared/http/router";
-import { type HttpApiRequest, httpApiEvent } from "#test/support/http-api-events";
+import { taskRoutes } from "#shared/http/task-routes";
+import { lambdaApi } from "#test/support/api-app";
 import { createJobFixture, echoTask } from "#test/support/job-fixture";
 
 function setup() {
   const f = createJobFixture();
-  const router = createApiRouter({ supervisor: f.supervisor, extraRoutes: jobRoutes(f.service) });
-  const call = async (request: HttpApiRequest) => {
-    const result = await router(httpApiEvent(request));
-    return {
-      status: result.statusCode ?? 0,
-      body: JSON.parse(result.body ?? "null"),
-      text: result.body ?? "",
-    };
-  };
+  const { call } = lambdaApi([
+    ...taskRoutes({ supervisor: f.supervisor }),
+    ...jobRoutes({ jobs: f.service }),
+  ]);
   return { f, call };
 }
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import type { WorkerLogger } from "#shared/core/dispatcher";
 import type { Task } from "#shared/domain/task";
+import type { Logger } from "#shared/ports/logger";
 import type { TaskQueue } from "#shared/ports/task-queue";
 import { defineWorker, type TaskHandler } from "#shared/worker/define-worker";
 import { type PollerOptions, type RunningPoller, startPoller } from "#shared/worker/poller";
@@ -59,7 +59,7 @@ async function waitFor<T>(read: () => Promise<T>, accept: (value: T) => boolean,
 const isTerminal = (task: Task | undefined) =>
   task !== undefined && ["completed", "failed", "canceled"].includes(task.status);
 
-function recordingLogger(): WorkerLogger & {
+function recordingLogger(): Logger & {
   warnings: { message: string; extra?: Record<string, unknown> }[];
 } {
   const warnings: { message: string; extra?: Record<string, unknown> }[] = [];

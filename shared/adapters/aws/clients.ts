@@ -3,6 +3,7 @@ import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import * as z from "zod";
 import { DynamoAgentRegistry } from "#shared/adapters/aws/dynamo-agent-registry";
+import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
 import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
 import { EventBridgePublisher } from "#shared/adapters/aws/eventbridge-bus";
 import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
@@ -101,12 +102,14 @@ export interface AwsAdapters {
   readonly environment: AwsAdapterEnvironment;
   readonly taskStore: DynamoTaskStore;
   readonly agentRegistry: DynamoAgentRegistry;
+  readonly jobStore: DynamoJobStore;
   readonly taskQueue: SqsTaskQueue;
   readonly eventPublisher: EventBridgePublisher;
 }
 
 /**
- * The composition root's one call: validated environment → clients → adapters. Call it at module
+ * Every AWS adapter from the validated environment: environment → clients → adapters (the job
+ * store included), ready for `createPlatform` (shared/core/platform.ts). Call it at module
  * scope so a warm Lambda reuses the clients.
  *
  * @example
@@ -129,6 +132,11 @@ export function createAwsAdapters(
       ...clock,
     }),
     agentRegistry: new DynamoAgentRegistry({ client: clients.dynamodb, tableName: environment.TABLE_NAME }),
+    jobStore: new DynamoJobStore({
+      client: clients.dynamodb,
+      tableName: environment.TABLE_NAME,
+      shards: environment.STORE_SHARDS,
+    }),
     taskQueue: new SqsTaskQueue({
       client: clients.sqs,
       queueUrls: environment.QUEUE_URLS,

@@ -593,21 +593,3 @@ function jobFromItem(item: Record<string, AttributeValue>): JobRecord {
   }
   return { ...(record as unknown as JobRecord), steps, eventPublished: raw.eventPublished === true };
 }
-
-/**
- * The job store on the table and shards a function's AWS adapters were built for (kept out of
- * `createAwsAdapters` so worker bundles, which never touch jobs, do not carry it).
- *
- * @example
- * const jobs = dynamoJobStoreFor(createAwsAdapters());
- */
-export function dynamoJobStoreFor(adapters: {
-  readonly clients: { readonly dynamodb: DynamoDBClient };
-  readonly environment: { readonly TABLE_NAME: string; readonly STORE_SHARDS: number };
-}): DynamoJobStore {
-  return new DynamoJobStore({
-    client: adapters.clients.dynamodb,
-    tableName: adapters.environment.TABLE_NAME,
-    shards: adapters.environment.STORE_SHARDS,
-  });
-}

@@ -55,7 +55,7 @@ export function settlementError(messageId: string, error: unknown): Error {
   if (isLockLost(error)) return new ServiceBusLeaseLostError(messageId, error);
   if (error instanceof AgentryError) return error;
   return new DependencyError(
-    `Service Bus failed on message ${messageId}: ${error instanceof Error ? error.message : String(error)}`,
+    `Service Bus failed on message ${messageId}: ${describeError(error)}`,
     error,
   );
 }

@@ -1,6 +1,7 @@
 import type { AgentInfo } from "#shared/domain/agent";
 import type { Task } from "#shared/domain/task";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
+import type { Logger } from "#shared/ports/logger";
 import { agentInboxQueue } from "../routing.ts";
 import { type AgentSelector, INBOX_METADATA_KEY, isEligibleAgent } from "./agent-selector.ts";
 
@@ -14,10 +15,6 @@ export interface AgentRouting {
   inboxesFor(tasks: readonly Task[]): Promise<ReadonlyMap<string, string>>;
 }
 
-export interface AgentRouterLogger {
-  warn(message: string, extra?: Record<string, unknown>): void;
-}
-
 export interface AgentRouterOptions {
   readonly registry: AgentRegistry;
   /**
@@ -26,7 +23,7 @@ export interface AgentRouterOptions {
    * @default undefined - the capability queue (every agent of the capability pulls from it)
    */
   readonly fallback?: AgentSelector;
-  readonly logger?: AgentRouterLogger;
+  readonly logger?: Pick<Logger, "warn">;
 }
 
 /**
@@ -45,7 +42,7 @@ export interface AgentRouterOptions {
 export class AgentRouter implements AgentRouting {
   private readonly registry: AgentRegistry;
   private readonly fallback: AgentSelector | undefined;
-  private readonly logger: AgentRouterLogger | undefined;
+  private readonly logger: Pick<Logger, "warn"> | undefined;
 
   constructor(options: AgentRouterOptions) {
     this.registry = options.registry;
@@ -94,7 +91,7 @@ export class AgentRouter implements AgentRouting {
     } catch (error) {
       // The tasks are already persisted: the capability queue is always a correct place for them.
       this.logger?.warn("agent routing failed; the tasks go to their capability queues", {
-        error: error instanceof Error ? error.message : String(error),
+        error,
       });
       return new Map();
     }

@@ -6,6 +6,7 @@ import { jsonByteLength } from "#shared/domain/task";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { EventHandler, EventPattern, EventPublisher, EventSubscriber } from "#shared/ports/event-bus";
+import type { Logger } from "#shared/ports/logger";
 import { MessageTimeoutError, MessagingConfigurationError } from "./errors.ts";
 import {
   BROADCAST,
@@ -20,11 +21,6 @@ import {
 /** Receives one delivered message. A handler that throws gets the message again (at least once). */
 export type MessageHandler = (message: AgentMessage) => Promise<void> | void;
 
-export interface MessagingLogger {
-  warn(message: string, extra?: Record<string, unknown>): void;
-  debug?(message: string, extra?: Record<string, unknown>): void;
-}
-
 export interface MessagingServiceDeps {
   /** Resolves recipients: a direct recipient must be registered; a broadcast's audience is looked up. */
   readonly registry: AgentRegistry;
@@ -36,7 +32,7 @@ export interface MessagingServiceDeps {
   readonly subscriber?: EventSubscriber;
   readonly clock?: Clock;
   readonly newId?: () => string;
-  readonly logger?: MessagingLogger;
+  readonly logger?: Pick<Logger, "warn"> & Partial<Pick<Logger, "debug">>;
   /** How far ahead of this clock a sender's `timestamp` may be. @default 60 */
   readonly maxClockSkewSeconds?: number;
 }
@@ -112,7 +108,7 @@ export function agentMessageEvent(message: AgentMessage, time: string): BusEvent
  */
 export function deliverAgentMessages(
   handler: MessageHandler,
-  options: { clock?: Clock; logger?: MessagingLogger } = {},
+  options: { clock?: Clock; logger?: Pick<Logger, "warn"> & Partial<Pick<Logger, "debug">> } = {},
 ): EventHandler {
   const clock = options.clock ?? systemClock;
   const taken = new Set<string>();

@@ -138,7 +138,7 @@ export class Aggregator {
       } catch (error) {
         this.deps.logger?.warn("could not advance a due job", {
           jobId: listed.jobId,
-          error: error instanceof Error ? error.message : String(error),
+          error,
         });
       }
     }

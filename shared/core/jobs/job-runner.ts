@@ -18,16 +18,13 @@ import type { Clock } from "#shared/ports/clock";
 import { systemClock } from "#shared/ports/clock";
 import type { EventPublisher } from "#shared/ports/event-bus";
 import type { JobStore, JobWriteOutcome } from "#shared/ports/job-store";
+import type { Logger } from "#shared/ports/logger";
 import type { TaskStore } from "#shared/ports/task-store";
 import { forEachLimited } from "../concurrency.ts";
 import type { Supervisor } from "../supervisor.ts";
 import { JobStepError } from "./errors.ts";
 import { buildStepInputs, needsPreviousTasks, type PreviousTask } from "./pipeline.ts";
 import type { ReducerRegistry } from "./reducers.ts";
-
-export interface JobLogger {
-  warn(message: string, extra?: Record<string, unknown>): void;
-}
 
 /** The supervisor use cases a job needs: submit its tasks, cancel the ones it no longer wants. */
 export type JobTaskSupervisor = Pick<Supervisor, "submit" | "cancel">;
@@ -42,7 +39,7 @@ export interface JobDeps {
   readonly publisher: EventPublisher;
   readonly reducers: ReducerRegistry;
   readonly clock?: Clock;
-  readonly logger?: JobLogger;
+  readonly logger?: Pick<Logger, "warn">;
   readonly newId?: () => string;
   /**
    * How long a step's tasks may take to be submitted before `advanceDueJobs` takes over (resubmits a
@@ -245,7 +242,7 @@ export class JobRunner {
     } catch (error) {
       this.deps.logger?.warn("Job Completed could not be published; advanceDueJobs will publish it", {
         jobId: job.jobId,
-        error: error instanceof Error ? error.message : String(error),
+        error,
       });
     }
   }
@@ -269,7 +266,7 @@ export class JobRunner {
         if (error instanceof AlreadyTerminalError || error instanceof NotFoundError) return;
         this.deps.logger?.warn("could not cancel a job's task", {
           taskId,
-          error: error instanceof Error ? error.message : String(error),
+          error,
         });
       }
     });

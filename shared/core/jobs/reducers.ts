@@ -154,7 +154,7 @@ export class ReducerRegistry {
     } catch (error) {
       throw new JobStepError(
         "reducer_failed",
-        `reducer "${name}" failed: ${error instanceof Error ? error.message : String(error)}`,
+        `reducer "${name}" failed: ${error instanceof Error ? error.message : "it threw a value that is not an Error"}`,
         error,
       );
     }
