@@ -1,79 +1,99 @@
 import * as z from "zod";
 
+/** Queue-safe: what a capability, and so a queue name, can be. */
+const CAPABILITY_NAME = /^[A-Za-z0-9-]{1,64}$/;
+
+export const CapabilityRuntimeSchema = z.enum(["lambda", "fargate"]);
+export type CapabilityRuntime = z.infer<typeof CapabilityRuntimeSchema>;
+
+/** One capability: a queue pair (normal and high tier) and what serves it. */
+export const CapabilityConfigSchema = z
+  .object({
+    /** Queue-safe name: letters, digits, hyphens. */
+    name: z.string().regex(CAPABILITY_NAME),
+    /** Worker timeout in seconds for this capability's handlers (the Lambda timeout on AWS). */
+    workerTimeoutSeconds: z.int().min(1).max(900),
+    /**
+     * Most concurrent Lambda invocations for this capability (SQS event source MaximumConcurrency); for
+     * a Fargate capability, the most tasks its service scales out to.
+     */
+    maxConcurrency: z.int().min(2).max(1000),
+    /**
+     * What serves the capability on AWS: SQS-triggered Lambdas (queue visibility 6 × the worker
+     * timeout), or long-running pollers on ECS Fargate (queue visibility = `pollerLeaseSeconds`, which
+     * the pollers renew while a task runs). Locally every capability runs in process either way.
+     * @default "lambda"
+     */
+    runtime: CapabilityRuntimeSchema.optional(),
+    /**
+     * Its workers run outside the platform (pollers of your own, on your machines): its queues exist,
+     * but neither the stack nor the local runtime runs a worker for it, and neither refuses it for
+     * having none.
+     * @default false
+     */
+    external: z.boolean().optional(),
+  })
+  .readonly();
+export type CapabilityConfig = z.infer<typeof CapabilityConfigSchema>;
+
+export const RetryPolicySchema = z
+  .object({
+    /** Default attempts per task when the submission does not say. */
+    defaultMaxAttempts: z.int().min(1).max(10),
+    /** First backoff; doubles each attempt, with full jitter, capped at maxDelaySeconds. */
+    baseDelaySeconds: z.number().positive(),
+    maxDelaySeconds: z.int().min(1).max(900),
+  })
+  .readonly();
+export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
+
 /**
  * The one typed configuration shared by the CDK stack and the local runtime: which capabilities
  * exist (one queue each, plus a high-priority tier), which task types route to which capability,
- * and the retry, timeout and liveness policy.
+ * and the retry, timeout and liveness policy. The types are inferred from this schema, which
+ * `loadPlatformConfig` checks a deployed function's `PLATFORM_CONFIG` against: one definition, no twin.
  */
-export interface CapabilityConfig {
-  /** Queue-safe name: letters, digits, hyphens. */
-  readonly name: string;
-  /** Worker timeout in seconds for this capability's handlers (the Lambda timeout on AWS). */
-  readonly workerTimeoutSeconds: number;
-  /**
-   * Most concurrent Lambda invocations for this capability (SQS event source MaximumConcurrency); for
-   * a Fargate capability, the most tasks its service scales out to.
-   */
-  readonly maxConcurrency: number;
-  /**
-   * What serves the capability on AWS: SQS-triggered Lambdas (queue visibility 6 × the worker
-   * timeout), or long-running pollers on ECS Fargate (queue visibility = `pollerLeaseSeconds`, which
-   * the pollers renew while a task runs). Locally every capability runs in process either way.
-   * @default "lambda"
-   */
-  readonly runtime?: CapabilityRuntime;
-  /**
-   * Its workers run outside the platform (pollers of your own, on your machines): its queues exist,
-   * but neither the stack nor the local runtime runs a worker for it, and neither refuses it for
-   * having none.
-   * @default false
-   */
-  readonly external?: boolean;
-}
-
-export type CapabilityRuntime = "lambda" | "fargate";
-
-export interface RetryPolicy {
-  /** Default attempts per task when the submission does not say. */
-  readonly defaultMaxAttempts: number;
-  /** First backoff; doubles each attempt, with full jitter, capped at maxDelaySeconds. */
-  readonly baseDelaySeconds: number;
-  readonly maxDelaySeconds: number;
-}
-
-export interface PlatformConfig {
-  readonly capabilities: readonly CapabilityConfig[];
-  /** Task type → capability, used when a task names no requiredCapability. */
-  readonly taskTypes: Readonly<Record<string, string>>;
-  readonly retry: RetryPolicy;
-  /** Handler timeout when the task does not set timeoutSeconds. */
-  readonly defaultTimeoutSeconds: number;
-  /** Tasks with priority ≥ this go to the capability's high tier, which workers drain first. */
-  readonly highPriorityThreshold: number;
-  /** Deliveries before SQS / the memory queue moves a message to the DLQ. */
-  readonly maxReceiveCount: number;
-  /** Extra lease time beyond the task's timeout before another worker may take the task over. */
-  readonly leaseGraceSeconds: number;
-  /** A task still `submitted` this long after its last update is enqueued again by the sweeper. */
-  readonly stuckSubmittedSeconds: number;
-  /** An agent without a heartbeat for this long is marked `unavailable`. */
-  readonly agentStalenessSeconds: number;
-  /**
-   * A job working on a step is looked at by the sweeper at least this often: outcomes whose events
-   * never reached the aggregator are read from the tasks and recorded, and the step is decided again.
-   */
-  readonly jobReconcileSeconds: number;
-  /** Shards for statistics counters and status listings (no hot partition key). */
-  readonly shards: number;
-  /** Days a finished task is kept before the store's TTL removes it. */
-  readonly finishedTaskRetentionDays: number;
-  /**
-   * A long-running poller's lease on a message and its task, renewed every third of it while the
-   * handler runs: a crashed poller's tasks are taken over after at most this.
-   * @default 60 (DEFAULT_POLLER_LEASE_SECONDS)
-   */
-  readonly pollerLeaseSeconds?: number;
-}
+export const PlatformConfigSchema = z
+  .object({
+    capabilities: z.array(CapabilityConfigSchema).min(1).readonly(),
+    /** Task type → capability, used when a task names no requiredCapability. */
+    taskTypes: z.record(z.string(), z.string()).readonly(),
+    retry: RetryPolicySchema,
+    /** Handler timeout when the task does not set timeoutSeconds. */
+    defaultTimeoutSeconds: z.int().min(1).max(900),
+    /** Tasks with priority ≥ this go to the capability's high tier, which workers drain first. */
+    highPriorityThreshold: z.int(),
+    /** Deliveries before SQS / the memory queue moves a message to the DLQ. */
+    maxReceiveCount: z.int().min(1),
+    /** Extra lease time beyond the task's timeout before another worker may take the task over. */
+    leaseGraceSeconds: z.int().min(0),
+    /** A task still `submitted` this long after its last update is enqueued again by the sweeper. */
+    stuckSubmittedSeconds: z.int().min(1),
+    /** An agent without a heartbeat for this long is marked `unavailable`. */
+    agentStalenessSeconds: z.int().min(1),
+    /**
+     * A job working on a step is looked at by the sweeper at least this often: outcomes whose events
+     * never reached the aggregator are read from the tasks and recorded, and the step is decided again.
+     */
+    jobReconcileSeconds: z.int().min(1).max(86_400),
+    /** Shards for statistics counters and status listings (no hot partition key). */
+    shards: z.int().min(1).max(1000),
+    /** Days a finished task is kept before the store's TTL removes it. */
+    finishedTaskRetentionDays: z.int().min(1),
+    /**
+     * A long-running poller's lease on a message and its task, renewed every third of it while the
+     * handler runs: a crashed poller's tasks are taken over after at most this.
+     * @default 60 (DEFAULT_POLLER_LEASE_SECONDS)
+     */
+    pollerLeaseSeconds: z.int().min(3).max(43_200).optional(),
+  })
+  .refine((c) => c.stuckSubmittedSeconds > c.retry.maxDelaySeconds, {
+    path: ["stuckSubmittedSeconds"],
+    message:
+      "must exceed retry.maxDelaySeconds, or the sweeper re-sends tasks that are waiting out their backoff",
+  })
+  .readonly();
+export type PlatformConfig = z.infer<typeof PlatformConfigSchema>;
 
 export const DEFAULT_POLLER_LEASE_SECONDS = 60;
 
@@ -217,42 +237,6 @@ export function pollerLeaseSeconds(config: PlatformConfig): number {
 export function findCapability(config: PlatformConfig, name: string): CapabilityConfig | undefined {
   return config.capabilities.find((c) => c.name === name);
 }
-
-const PlatformConfigSchema = z
-  .object({
-    capabilities: z
-      .array(
-        z.object({
-          name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
-          workerTimeoutSeconds: z.int().min(1).max(900),
-          maxConcurrency: z.int().min(2).max(1000),
-          runtime: z.enum(["lambda", "fargate"]).optional(),
-          external: z.boolean().optional(),
-        }),
-      )
-      .min(1),
-    taskTypes: z.record(z.string(), z.string()),
-    retry: z.object({
-      defaultMaxAttempts: z.int().min(1).max(10),
-      baseDelaySeconds: z.number().positive(),
-      maxDelaySeconds: z.int().min(1).max(900),
-    }),
-    defaultTimeoutSeconds: z.int().min(1).max(900),
-    highPriorityThreshold: z.int(),
-    maxReceiveCount: z.int().min(1),
-    leaseGraceSeconds: z.int().min(0),
-    stuckSubmittedSeconds: z.int().min(1),
-    agentStalenessSeconds: z.int().min(1),
-    jobReconcileSeconds: z.int().min(1).max(86_400).default(defaultPolicies.jobReconcileSeconds),
-    shards: z.int().min(1).max(1000),
-    finishedTaskRetentionDays: z.int().min(1),
-    pollerLeaseSeconds: z.int().min(3).max(43_200).optional(),
-  })
-  .refine((c) => c.stuckSubmittedSeconds > c.retry.maxDelaySeconds, {
-    path: ["stuckSubmittedSeconds"],
-    message:
-      "must exceed retry.maxDelaySeconds, or the sweeper re-sends tasks that are waiting out their backoff",
-  });
 
 /**
  * The configuration a deployed function runs with: `PLATFORM_CONFIG` (JSON, set by the CDK stack
