@@ -11,11 +11,9 @@ import type { SweepReport } from "#shared/core/sweeper";
 const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "sweeper" });
 // Tasks, agents and jobs (deadlines, interrupted pipeline steps, reconciliation, unconfirmed
 // `Job Completed` events): each its own sweep.
-const {
-  sweeper,
-  agentLiveness,
-  aggregator: jobs,
-} = withMaintenance(createPlatform(createAwsAdapters(), loadPlatformConfig(), logger));
+const { sweeper, agentLiveness, aggregator } = withMaintenance(
+  createPlatform(createAwsAdapters(), loadPlatformConfig(), logger),
+);
 
 const lambdaHandler = async (): Promise<
   SweepReport & { agentsMarkedUnavailable: readonly string[]; jobs: DueJobsReport }
@@ -24,7 +22,7 @@ const lambdaHandler = async (): Promise<
   const [tasks, agents, dueJobs] = await Promise.allSettled([
     sweeper.sweep(),
     agentLiveness.sweep(),
-    jobs.advanceDueJobs(new Date()),
+    aggregator.advanceDueJobs(new Date()),
   ]);
   if (tasks.status === "rejected") throw tasks.reason;
   if (agents.status === "rejected") throw agents.reason;

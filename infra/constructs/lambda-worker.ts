@@ -142,7 +142,7 @@ export class LambdaWorker extends Construct {
       "sqs:SendMessage":
         "a worker sends only to retry a failed attempt (a delayed message on the task's queue) or to dead-letter a message (its DLQ)",
       "sqs:ChangeMessageVisibility":
-        "only the `release` settlement of a contended task (SqsTaskQueue.retryLater) changes a message's visibility; a Lambda worker's lease extensions are writes to the task, not to the message",
+        "only the `release` settlement of a contended task (SqsTaskQueue.release) changes a message's visibility; a Lambda worker's lease extensions are writes to the task, not to the message",
     });
 
     // The mappings SqsEventSource would create, under the same construct ids (so the same logical ids).

@@ -193,7 +193,7 @@ export class TaskQueues extends Construct {
    * more: `ReceiveMessage`, `DeleteMessage` and `GetQueueAttributes`, which the mapping calls with the
    * function's execution role (the permissions the Lambda Developer Guide lists for an SQS event
    * source), and `ChangeMessageVisibility`, which the worker itself calls to release a contended task
-   * (`SqsTaskQueue.retryLater`: the message comes back after a delay). Unlike
+   * (`SqsTaskQueue.release`: the message comes back after a delay). Unlike
    * `Queue.grantConsumeMessages`, no `GetQueueUrl`: neither the mapping nor the worker looks a queue up.
    */
   grantConsumeMessages(grantee: IGrantable, queues: readonly TierQueue[]): Grant {

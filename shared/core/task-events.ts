@@ -4,9 +4,11 @@ import { Counter, type CounterDeltas } from "#shared/domain/statistics";
 import type { Task, TaskStatus } from "#shared/domain/task";
 import type { TaskPatch } from "#shared/ports/task-store";
 
-const DETAIL_TYPE_BY_STATUS: Partial<Record<TaskStatus, string>> = {
+/** Every status has its own event; "Task Retrying" is only ever said explicitly, by who retries. */
+const DETAIL_TYPE_BY_STATUS: Readonly<Record<TaskStatus, string>> = {
   submitted: DetailType.TaskSubmitted,
   working: DetailType.TaskStarted,
+  "input-required": DetailType.TaskInputRequired,
   completed: DetailType.TaskCompleted,
   failed: DetailType.TaskFailed,
   canceled: DetailType.TaskCanceled,
@@ -36,7 +38,7 @@ export function lifecycleEvent(task: Task, detailType?: string): BusEvent<TaskEv
   return {
     id: `${task.taskId}:${task.version}`,
     source: EVENT_SOURCE,
-    "detail-type": detailType ?? DETAIL_TYPE_BY_STATUS[task.status] ?? DetailType.TaskRetrying,
+    "detail-type": detailType ?? DETAIL_TYPE_BY_STATUS[task.status],
     time: task.updatedAt,
     resources: [],
     detail,

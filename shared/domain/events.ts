@@ -8,6 +8,8 @@ export const DetailType = {
   TaskFailed: "Task Failed",
   TaskCanceled: "Task Canceled",
   TaskRejected: "Task Rejected",
+  TaskInputRequired: "Task Input Required",
+  /** A task back to `submitted` for another attempt (a retry, a lease recovery, a redrive). */
   TaskRetrying: "Task Retrying",
   JobCompleted: "Job Completed",
   AgentMessage: "Agent Message",

@@ -87,7 +87,7 @@ export interface TaskQueue {
   /** Deletes messages that were handled. */
   ack(messages: readonly ReceivedTaskMessage[]): Promise<void>;
   /** Makes the message visible again after `delaySeconds` (backoff before the next attempt). */
-  retryLater(message: ReceivedTaskMessage, delaySeconds: number): Promise<void>;
+  release(message: ReceivedTaskMessage, delaySeconds: number): Promise<void>;
   /** Moves the message to the dead-letter queue with a reason, and deletes it from its queue. */
   deadLetter(message: ReceivedTaskMessage, reason: string): Promise<void>;
   /**

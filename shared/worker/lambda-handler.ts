@@ -78,7 +78,7 @@ export function createLambdaWorkerHandler(
             await deps.queue.deadLetter(message, settlement.reason);
             return;
           case "release":
-            await deps.queue.retryLater(message, settlement.delaySeconds);
+            await deps.queue.release(message, settlement.delaySeconds);
             failures.push(record.messageId);
             return;
         }

@@ -226,7 +226,7 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
         receiveFailures = 0;
         if (stopping.signal.aborted) {
           // Received as the stop came: hand them back at once rather than start them.
-          await Promise.allSettled(received.map((m) => options.queue.retryLater(m, 0)));
+          await Promise.allSettled(received.map((m) => options.queue.release(m, 0)));
           break;
         }
         for (const message of received) runOne(message);

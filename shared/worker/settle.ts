@@ -19,7 +19,7 @@ export async function settleMessage(
       await queue.ack([message]);
       return;
     case "release":
-      await queue.retryLater(message, settlement.delaySeconds);
+      await queue.release(message, settlement.delaySeconds);
       return;
     case "dead-letter":
       await queue.deadLetter(message, settlement.reason);

@@ -236,7 +236,7 @@ describe("workers on Service Bus (the real SDK against the local peer)", () => {
     await s.submit();
     const first = await s.receiveOne();
 
-    await s.queue.retryLater(first, 0);
+    await s.queue.release(first, 0);
     const again = await s.receiveOne();
 
     expect(again.messageId).toBe(first.messageId);
@@ -265,9 +265,9 @@ describe("workers on Service Bus (the real SDK against the local peer)", () => {
     await s.submit();
 
     const first = await s.receiveOne();
-    await s.queue.retryLater(first, 1);
+    await s.queue.release(first, 1);
     const second = await s.receiveOne();
-    await s.queue.retryLater(second, 1);
+    await s.queue.release(second, 1);
     await sleep(1_300);
     const third = await s.queue.receive("diagnostics", { maxMessages: 1, waitSeconds: 1 });
     const state = await s.inspect();

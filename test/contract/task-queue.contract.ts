@@ -197,11 +197,11 @@ export function describeTaskQueueContract<Q extends TaskQueue>(
         expect(await inspect()).toMatchObject({ visible: 0, inFlight: 1 });
       });
 
-      it("retryLater makes a message visible again once the delay has passed", async () => {
+      it("release makes a message visible again once the delay has passed", async () => {
         await queue.send([{ queue: QUEUE, body: body() }]);
         const message = await receiveOne(30);
 
-        await queue.retryLater(message, 1);
+        await queue.release(message, 1);
         const tooEarly = await receive();
         await sleep(1_300);
         const again = await receiveOne();
@@ -211,11 +211,11 @@ export function describeTaskQueueContract<Q extends TaskQueue>(
         expect(again.receiveCount).toBe(2);
       });
 
-      it("retryLater with no delay releases the message at once", async () => {
+      it("release with no delay releases the message at once", async () => {
         await queue.send([{ queue: QUEUE, body: body() }]);
         const message = await receiveOne(30);
 
-        await queue.retryLater(message, 0);
+        await queue.release(message, 0);
 
         expect((await receiveOne()).messageId).toBe(message.messageId);
       });
@@ -292,7 +292,7 @@ export function describeTaskQueueContract<Q extends TaskQueue>(
         });
         expect(received).toHaveLength(3);
         await queue.deadLetter(received[0]!, "depth test");
-        await queue.retryLater(received[1]!, 30);
+        await queue.release(received[1]!, 30);
 
         // One left visible; one held by a worker, one waiting out its backoff; the other queue apart.
         expect(await queue.depth?.(QUEUE)).toEqual({

@@ -60,9 +60,9 @@ const UNUSED_GRANTS_WITH_REASON: Record<string, Record<string, string>> = {
   },
   aggregator: {
     "dynamodb:BatchWriteItem":
-      "EventRelay.clearEvents, after the aggregator's own task writes: a pipeline's next step (Supervisor.submit) or canceling a job's unfinished tasks (JobRunner.cancelUnfinished → Supervisor.cancel); this drive's job has one step and all its tasks complete",
+      "EventRelay.clearEvents, after the aggregator's own task writes: a pipeline's next step (Supervisor.submit) or canceling a job's unfinished tasks (JobSteps.cancelUnfinished → Supervisor.cancel); this drive's job has one step and all its tasks complete",
     "sqs:SendMessage":
-      "on every task queue, for a pipeline's next step (JobRunner.submitStep → Supervisor.submit), and on its dead-letter queue, which Lambda sends a failed asynchronous invocation to with the function's role; this drive's job has one step and no invocation fails",
+      "on every task queue, for a pipeline's next step (JobSteps.submitStep → Supervisor.submit), and on its dead-letter queue, which Lambda sends a failed asynchronous invocation to with the function's role; this drive's job has one step and no invocation fails",
   },
 };
 

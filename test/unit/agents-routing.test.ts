@@ -259,7 +259,7 @@ function bind(queue: TaskQueue): TaskQueue {
     receive: queue.receive.bind(queue),
     extendLease: queue.extendLease.bind(queue),
     ack: queue.ack.bind(queue),
-    retryLater: queue.retryLater.bind(queue),
+    release: queue.release.bind(queue),
     deadLetter: queue.deadLetter.bind(queue),
     ...(queue.depth ? { depth: queue.depth.bind(queue) } : {}),
     ...(queue.inspectDeadLetters ? { inspectDeadLetters: queue.inspectDeadLetters.bind(queue) } : {}),

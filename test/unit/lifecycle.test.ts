@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { lifecycleEvent } from "#shared/core/task-events";
 import { IllegalTransitionError } from "#shared/domain/errors";
+import { DetailType } from "#shared/domain/events";
 import { assertTransition, canTransition, isTerminal, TASK_TRANSITIONS } from "#shared/domain/lifecycle";
 import { TASK_STATUSES, type TaskStatus } from "#shared/domain/task";
+import { buildTask } from "#test/support/tasks";
 
 const LEGAL: ReadonlyArray<readonly [TaskStatus, TaskStatus]> = [
   ["submitted", "working"],
@@ -51,6 +54,22 @@ describe("task lifecycle", () => {
   it("names the bad transition in the error message", () => {
     expect(() => assertTransition("completed", "working")).toThrow(
       "illegal task transition completed -> working",
+    );
+  });
+});
+
+describe("lifecycle events", () => {
+  it.each(TASK_STATUSES)("names a %s task's event after its own status, never Task Retrying", (status) => {
+    const event = lifecycleEvent(buildTask({ status }));
+
+    expect(event["detail-type"]).not.toBe(DetailType.TaskRetrying);
+    expect(Object.values(DetailType)).toContain(event["detail-type"]);
+  });
+
+  it("says Task Retrying only when the writer says so", () => {
+    expect(lifecycleEvent(buildTask({ status: "submitted" }))["detail-type"]).toBe("Task Submitted");
+    expect(lifecycleEvent(buildTask({ status: "submitted" }), DetailType.TaskRetrying)["detail-type"]).toBe(
+      "Task Retrying",
     );
   });
 });

@@ -187,7 +187,7 @@ describe("startPoller", () => {
       send: (m) => f.queue.send(m),
       extendLease: (m, s) => f.queue.extendLease(m, s),
       ack: (m) => f.queue.ack(m),
-      retryLater: (m, s) => f.queue.retryLater(m, s),
+      release: (m, s) => f.queue.release(m, s),
       deadLetter: (m, r) => f.queue.deadLetter(m, r),
       receive: async (name, options) => {
         if (throttled > 0) {
@@ -219,7 +219,7 @@ describe("startPoller", () => {
       send: (m) => f.queue.send(m),
       extendLease: (m, s) => f.queue.extendLease(m, s),
       ack: (m) => f.queue.ack(m),
-      retryLater: (m, s) => f.queue.retryLater(m, s),
+      release: (m, s) => f.queue.release(m, s),
       deadLetter: (m, r) => f.queue.deadLetter(m, r),
       // An endpoint that ignores the wait: every empty answer comes back at once.
       receive: async () => {

@@ -84,7 +84,7 @@ interface IndexedMessage {
 /**
  * The TaskQueue on SQS standard queues, one queue (with its DLQ) per logical name. Sends go out in
  * batches of 10; entries SQS failed on its side are sent again a few times, then reported. The lease
- * of a received message is its visibility timeout: extendLease and retryLater change it, ack deletes
+ * of a received message is its visibility timeout: extendLease and release change it, ack deletes
  * in batches of 10, and deadLetter copies the body to the DLQ with a `reason` attribute before
  * deleting it. Receiving more than the queue's maxReceiveCount is redriven to the DLQ by SQS itself.
  *
@@ -208,7 +208,7 @@ export class SqsTaskQueue implements TaskQueue {
     }
   }
 
-  async retryLater(message: ReceivedTaskMessage, delaySeconds: number): Promise<void> {
+  async release(message: ReceivedTaskMessage, delaySeconds: number): Promise<void> {
     await this.changeVisibility(message, delaySeconds);
   }
 

@@ -54,10 +54,7 @@ export function isTransient(error: unknown): boolean {
 export function settlementError(messageId: string, error: unknown): Error {
   if (isLockLost(error)) return new ServiceBusLeaseLostError(messageId, error);
   if (error instanceof AgentryError) return error;
-  return new DependencyError(
-    `Service Bus failed on message ${messageId}: ${describeError(error)}`,
-    error,
-  );
+  return new DependencyError(`Service Bus failed on message ${messageId}: ${describeError(error)}`, error);
 }
 
 /** A short description of an error for failure lists and logs. */

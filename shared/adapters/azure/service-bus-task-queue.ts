@@ -71,7 +71,7 @@ interface InFlight {
  * message size decides how many fit); the message id is `<taskId>:<attempt>`, so duplicate detection
  * drops a send repeated within the queue's window. Receives are peek-lock; the port's lease is the
  * lock: a lease shorter than the lock duration ends with an abandon, a longer one is kept by renewing
- * the lock. `ack` completes, `deadLetter` dead-letters with reason and description, and `retryLater`
+ * the lock. `ack` completes, `deadLetter` dead-letters with reason and description, and `release`
  * schedules a copy (`scheduledEnqueueTimeUtc`) and completes the original, since Service Bus has no
  * "abandon with delay" — the copy carries the logical id and the deliveries so far.
  *
@@ -191,7 +191,7 @@ export class ServiceBusTaskQueue implements TaskQueue {
       }
       if (leaseMs === 0) {
         // No lease: visible again at once, as SQS does with a zero visibility timeout.
-        await this.release(flight).catch(() => undefined);
+        await this.abandon(flight).catch(() => undefined);
       } else {
         this.lease(lockToken, flight, leaseMs);
       }
@@ -236,11 +236,11 @@ export class ServiceBusTaskQueue implements TaskQueue {
     }
   }
 
-  async retryLater(message: ReceivedTaskMessage, delaySeconds: number): Promise<void> {
+  async release(message: ReceivedTaskMessage, delaySeconds: number): Promise<void> {
     const flight = this.flightOf(message);
     if (delaySeconds <= 0) {
       this.forget(message.receiptHandle);
-      await this.release(flight).catch((error: unknown) => {
+      await this.abandon(flight).catch((error: unknown) => {
         throw settlementError(message.messageId, error);
       });
       return;
@@ -315,7 +315,7 @@ export class ServiceBusTaskQueue implements TaskQueue {
     flight.leaseTimer = setTimeout(() => {
       if (this.inFlight.get(token) !== flight) return;
       this.forget(token);
-      void this.release(flight).catch(() => undefined);
+      void this.abandon(flight).catch(() => undefined);
     }, ms);
     flight.leaseTimer.unref();
     if (ms >= this.lockDurationMs) this.scheduleRenewal(token, flight, Date.now() + ms);
@@ -335,7 +335,7 @@ export class ServiceBusTaskQueue implements TaskQueue {
   }
 
   /** Abandons: the message is delivered again (or dead-lettered once its deliveries are used up). */
-  private async release(flight: InFlight): Promise<void> {
+  private async abandon(flight: InFlight): Promise<void> {
     await flight.receiver.abandonMessage(flight.message);
   }
 

@@ -121,7 +121,7 @@ export class MemoryTaskQueue implements TaskQueue {
     }
   }
 
-  async retryLater(message: ReceivedTaskMessage, delaySeconds: number): Promise<void> {
+  async release(message: ReceivedTaskMessage, delaySeconds: number): Promise<void> {
     this.inFlight(message).visibleAt = this.now() + delaySeconds * 1000;
   }
 

@@ -13,7 +13,7 @@ import type { EventPattern } from "#shared/ports/event-bus";
 import type { JobWriteOutcome } from "#shared/ports/job-store";
 import { forEachLimited } from "../concurrency.ts";
 import { JobStepError } from "./errors.ts";
-import { type JobDeps, JobRunner } from "./job-runner.ts";
+import { type JobDeps, JobSteps } from "./job-steps.ts";
 import { decideStep } from "./policies.ts";
 
 /** The lifecycle events that end a task: the only ones that move a job. */
@@ -71,12 +71,12 @@ const RECONCILE_CONCURRENCY = 16;
  * setInterval(() => aggregator.advanceDueJobs(new Date()), 1_000);
  */
 export class Aggregator {
-  private readonly runner: JobRunner;
+  private readonly runner: JobSteps;
   private readonly deps: JobDeps;
 
   constructor(deps: JobDeps) {
     this.deps = deps;
-    this.runner = new JobRunner(deps);
+    this.runner = new JobSteps(deps);
   }
 
   async onTaskEvent(event: BusEvent): Promise<TaskEventReport> {

@@ -22,7 +22,7 @@ import {
 } from "#shared/domain/job";
 import { jsonByteLength, MAX_PAYLOAD_BYTES, type TaskInput } from "#shared/domain/task";
 import { JobAlreadyFinishedError } from "./errors.ts";
-import { type JobDeps, JobRunner } from "./job-runner.ts";
+import { type JobDeps, JobSteps } from "./job-steps.ts";
 import { stepDeadline } from "./policies.ts";
 
 const MAX_CANCEL_ROUNDS = 5;
@@ -41,12 +41,12 @@ const MAX_CANCEL_ROUNDS = 5;
  */
 export class JobService {
   private readonly deps: JobDeps;
-  private readonly runner: JobRunner;
+  private readonly runner: JobSteps;
   private readonly newId: () => string;
 
   constructor(deps: JobDeps) {
     this.deps = deps;
-    this.runner = new JobRunner(deps);
+    this.runner = new JobSteps(deps);
     this.newId = deps.newId ?? randomUUID;
   }
 

@@ -66,7 +66,7 @@ export interface JobDeps {
  * aggregator decide *when*; this does it, with every write guarded so that racing callers do each
  * thing once.
  */
-export class JobRunner {
+export class JobSteps {
   readonly jobs: JobStore;
   readonly clock: Clock;
   private readonly deps: JobDeps;
