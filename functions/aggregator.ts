@@ -3,6 +3,7 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { EventBridgeEvent } from "aws-lambda";
 import { createAwsAdapters } from "#shared/adapters/aws/clients";
+import { EmfMetrics } from "#shared/adapters/aws/emf-metrics";
 import { loadPlatformConfig } from "#shared/config/platform";
 import type { TaskEventReport } from "#shared/core/jobs/aggregator";
 import { createPlatform, withMaintenance } from "#shared/core/platform";
@@ -10,7 +11,16 @@ import type { BusEvent } from "#shared/domain/events";
 
 // Composition root: built once per container.
 const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "aggregator" });
-const { aggregator } = withMaintenance(createPlatform(createAwsAdapters(), loadPlatformConfig(), logger));
+// Jobs completed, failed and canceled (EMF), counted from the Job Completed events it publishes.
+const metrics = new EmfMetrics();
+const adapters = createAwsAdapters();
+const { aggregator } = withMaintenance(
+  createPlatform(
+    { ...adapters, eventPublisher: metrics.counting(adapters.eventPublisher) },
+    loadPlatformConfig(),
+    logger,
+  ),
+);
 
 /**
  * EventBridge delivers EventBridge's own event id; the aggregator deduplicates on the detail (task id
@@ -27,9 +37,13 @@ const lambdaHandler = async (
     resources: event.resources ?? [],
     detail: event.detail ?? {},
   };
-  const report = await aggregator.onTaskEvent(busEvent);
-  if (report.kind !== "ignored") logger.debug("task event aggregated", { ...report });
-  return report;
+  try {
+    const report = await aggregator.onTaskEvent(busEvent);
+    if (report.kind !== "ignored") logger.debug("task event aggregated", { ...report });
+    return report;
+  } finally {
+    metrics.flush();
+  }
 };
 
 /**

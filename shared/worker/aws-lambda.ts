@@ -3,6 +3,7 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { type AwsAdapters, createAwsAdapters } from "#shared/adapters/aws/clients";
+import { EmfMetrics } from "#shared/adapters/aws/emf-metrics";
 import { loadPlatformConfig, type PlatformConfig } from "#shared/config/platform";
 import { createPlatform } from "#shared/core/platform";
 import { lambdaAgentPresence } from "./agent-presence.ts";
@@ -35,8 +36,14 @@ export function lambdaWorker(
   const adapters = options.adapters ?? createAwsAdapters();
   const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? worker.agentType });
   const config = options.config ?? loadPlatformConfig();
+  // Tasks completed, failed and retried, and their durations, per capability and task type (EMF).
+  const metrics = new EmfMetrics();
   // The worker uses the relay of the one composition root; the rest of the platform is never called here.
-  const { relay } = createPlatform(adapters, config, logger);
+  const { relay } = createPlatform(
+    { ...adapters, eventPublisher: metrics.counting(adapters.eventPublisher) },
+    config,
+    logger,
+  );
   // One registry entry per agent type: every container of the function is the same agent.
   const presence = lambdaAgentPresence(worker, {
     registry: adapters.agentRegistry,
@@ -57,6 +64,10 @@ export function lambdaWorker(
   return middy<SQSEvent, SQSBatchResponse>(async (event: SQSEvent, context: Context) => {
     // Registration and heartbeats are best effort (touch() never throws): tasks run regardless.
     await presence.touch();
-    return batchHandler(event, context);
+    try {
+      return await batchHandler(event, context);
+    } finally {
+      metrics.flush();
+    }
   }).use(injectLambdaContext(logger));
 }
