@@ -1,5 +1,6 @@
 import type { RuntimeMode } from "#local/runtime";
 import { startLocalRuntime } from "#local/runtime";
+import { percentiles } from "./bullmq-peer.ts";
 
 const TERMINAL = ["Task Completed", "Task Failed", "Task Canceled", "Task Rejected"];
 
@@ -13,8 +14,9 @@ export interface Throughput {
 }
 
 /**
- * End-to-end throughput of one process: submit `tasks` analyze_text tasks over HTTP in batches of
- * 100, as fast as the API takes them, and time until every task's terminal event.
+ * End-to-end throughput of one process: submit `tasks` echo tasks over HTTP in batches of 100 (each
+ * POST awaited before the next), as fast as the API takes them, and time until every task's terminal
+ * event. The echo worker (diagnostics) runs up to its `maxConcurrentTasks` (8) tasks at a time.
  */
 export async function measureThroughput(mode: RuntimeMode, tasks: number): Promise<Throughput> {
   const runtime = await startLocalRuntime({ mode, port: 0, logLevel: "silent", sweepIntervalMs: 3_600_000 });
@@ -22,10 +24,16 @@ export async function measureThroughput(mode: RuntimeMode, tasks: number): Promi
     const submittedAt = new Map<string, number>();
     const latencies: number[] = [];
     let finished = 0;
+    let notCompleted = 0;
+    let allDone: () => void = () => {};
+    const done = new Promise<void>((resolve) => {
+      allDone = resolve;
+    });
     runtime.bus.subscribe({ source: ["agentry"], "detail-type": TERMINAL }, (event) => {
       const start = submittedAt.get(String(event.detail.taskId));
       if (start !== undefined) latencies.push(performance.now() - start);
-      finished++;
+      if (event["detail-type"] !== "Task Completed") notCompleted++;
+      if (++finished === tasks) allDone();
     });
     const started = performance.now();
     for (let sent = 0; sent < tasks; sent += 100) {
@@ -36,30 +44,22 @@ export async function measureThroughput(mode: RuntimeMode, tasks: number): Promi
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
           tasks: Array.from({ length: size }, (_, i) => ({
-            taskType: "analyze_text",
-            input: { text: `Task ${sent + i}. Done.` },
+            taskType: "echo",
+            input: { value: { n: sent + i } },
           })),
         }),
       });
+      if (response.status !== 202) throw new Error(`POST /tasks answered ${response.status}`);
       const body = (await response.json()) as { tasks: { taskId: string }[] };
       for (const t of body.tasks) submittedAt.set(t.taskId, before);
     }
-    const deadline = Date.now() + 300_000;
-    while (finished < tasks) {
-      if (Date.now() > deadline) throw new Error(`only ${finished} of ${tasks} tasks finished`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    const timeout = setTimeout(allDone, 300_000);
+    await done;
+    clearTimeout(timeout);
+    if (finished < tasks) throw new Error(`only ${finished} of ${tasks} tasks finished`);
+    if (notCompleted > 0) throw new Error(`${notCompleted} tasks did not complete`);
     const seconds = (performance.now() - started) / 1000;
-    const sorted = latencies.sort((a, b) => a - b);
-    const pct = (p: number) =>
-      Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
-    return {
-      mode,
-      tasks,
-      seconds,
-      tasksPerSecond: tasks / seconds,
-      latencyMs: { p50: pct(50), p95: pct(95), p99: pct(99) },
-    };
+    return { mode, tasks, seconds, tasksPerSecond: tasks / seconds, latencyMs: percentiles(latencies) };
   } finally {
     await runtime.stop();
   }
