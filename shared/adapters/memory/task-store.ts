@@ -14,6 +14,7 @@ import {
   type TransitionOutcome,
   type TransitionRequest,
 } from "#shared/ports/task-store";
+import { deepCopy } from "./copy.ts";
 
 /**
  * The embedded TaskStore: the same conditional-write semantics as the DynamoDB adapter, in process.
@@ -42,20 +43,20 @@ export class MemoryTaskStore implements TaskStore {
     if (task.idempotencyKey !== undefined) {
       const existingId = this.idempotencyKeys.get(task.idempotencyKey);
       const existing = existingId === undefined ? undefined : this.tasks.get(existingId);
-      if (existing) return { created: false, task: structuredClone(existing) };
+      if (existing) return { created: false, task: deepCopy(existing) };
     }
     if (this.tasks.has(task.taskId)) throw new Error(`task ${task.taskId} already exists`);
-    this.tasks.set(task.taskId, structuredClone(task));
+    this.tasks.set(task.taskId, deepCopy(task));
     this.insertPosition(sortKey(task));
     if (task.idempotencyKey !== undefined) this.idempotencyKeys.set(task.idempotencyKey, task.taskId);
     this.applyCounters(counters);
     this.addOutbox(task.taskId, task.version, events);
-    return { created: true, task: structuredClone(task) };
+    return { created: true, task: deepCopy(task) };
   }
 
   async get(taskId: string): Promise<Task | undefined> {
     const task = this.tasks.get(taskId);
-    return task === undefined ? undefined : structuredClone(task);
+    return task === undefined ? undefined : deepCopy(task);
   }
 
   async findByIdempotencyKey(idempotencyKey: string): Promise<Task | undefined> {
@@ -87,7 +88,7 @@ export class MemoryTaskStore implements TaskStore {
         (query.taskType === undefined || task.taskType === query.taskType) &&
         (query.updatedBefore === undefined || task.updatedAt < query.updatedBefore)
       ) {
-        items.push(structuredClone(task));
+        items.push(deepCopy(task));
       }
     }
     if (items.length <= query.limit) return { items };
@@ -98,18 +99,18 @@ export class MemoryTaskStore implements TaskStore {
   async transition(request: TransitionRequest): Promise<TransitionOutcome> {
     const current = this.tasks.get(request.taskId);
     if (!current || !guardHolds(current, request)) {
-      return { ok: false, current: current === undefined ? undefined : structuredClone(current) };
+      return { ok: false, current: current === undefined ? undefined : deepCopy(current) };
     }
     const fields: Record<string, unknown> = { ...current };
     for (const [key, value] of Object.entries(request.patch)) {
-      if (value !== undefined) fields[key] = structuredClone(value);
+      if (value !== undefined) fields[key] = deepCopy(value);
     }
     for (const key of request.remove ?? []) delete fields[key];
     const next = { ...fields, status: request.to ?? current.status, version: current.version + 1 } as Task;
     this.tasks.set(next.taskId, next);
     this.applyCounters(request.counters ?? {});
     this.addOutbox(next.taskId, next.version, request.events ?? []);
-    return { ok: true, task: structuredClone(next) };
+    return { ok: true, task: deepCopy(next) };
   }
 
   async readCounters(): Promise<Record<string, number>> {
@@ -121,7 +122,7 @@ export class MemoryTaskStore implements TaskStore {
       .filter((e) => e.createdAt < olderThan)
       .sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1))
       .slice(0, limit)
-      .map((e) => structuredClone(e));
+      .map((e) => deepCopy(e));
   }
 
   async clearEvents(ids: readonly string[]): Promise<void> {
@@ -131,12 +132,12 @@ export class MemoryTaskStore implements TaskStore {
   /** Test hook: the stored record exactly as kept, internals included. */
   inspect(taskId: string): Task | undefined {
     const task = this.tasks.get(taskId);
-    return task === undefined ? undefined : structuredClone(task);
+    return task === undefined ? undefined : deepCopy(task);
   }
 
   /** Test hook: every outbox entry not yet cleared. */
   inspectOutbox(): OutboxEntry[] {
-    return [...this.outbox.values()].map((e) => structuredClone(e));
+    return [...this.outbox.values()].map((e) => deepCopy(e));
   }
 
   private insertPosition(position: string): void {
@@ -158,7 +159,7 @@ export class MemoryTaskStore implements TaskStore {
     this.outbox.set(id, {
       id,
       createdAt: this.clock.now().toISOString(),
-      events: structuredClone([...events]),
+      events: deepCopy([...events]),
     });
   }
 }
