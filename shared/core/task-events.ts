@@ -1,7 +1,7 @@
 import { type BusEvent, DetailType, EVENT_SOURCE, type TaskEventDetail } from "#shared/domain/events";
 import { assertTransition } from "#shared/domain/lifecycle";
 import { Counter, type CounterDeltas } from "#shared/domain/statistics";
-import type { Task, TaskStatus } from "#shared/domain/task";
+import { applyTaskWrite, type Task, type TaskStatus } from "#shared/domain/task";
 import type { TaskPatch } from "#shared/ports/task-store";
 
 /** Every status has its own event; "Task Retrying" is only ever said explicitly, by who retries. */
@@ -70,8 +70,5 @@ export function afterWrite(
   write: { readonly to?: TaskStatus; readonly patch: TaskPatch; readonly remove?: readonly (keyof Task)[] },
 ): Task {
   if (write.to !== undefined) assertTransition(task.status, write.to);
-  const fields: Record<string, unknown> = { ...task };
-  for (const [key, value] of Object.entries(write.patch)) if (value !== undefined) fields[key] = value;
-  for (const key of write.remove ?? []) delete fields[key];
-  return { ...fields, status: write.to ?? task.status, version: task.version + 1 } as Task;
+  return applyTaskWrite(task, write.patch, write.remove, write.to ?? task.status);
 }

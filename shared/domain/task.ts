@@ -189,3 +189,39 @@ export function prepareOutput(
 export function jsonByteLength(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value ?? null), "utf8");
 }
+
+/**
+ * `task` as a write leaves it: `patch` applied (`undefined` values ignored), the `remove` fields gone,
+ * `status` set and the version one up. One pass building a fresh object, with no `delete`: deleting
+ * a property turns a V8 object into a slow dictionary, and every later copy of it paid for that on
+ * the hot path (`afterWrite` and the memory store's `transition` were ~6 % of the embedded runtime's
+ * CPU). `copyValue` copies each patched value (a store that must not share the caller's objects).
+ *
+ * @example
+ * const next = applyTaskWrite(task, { attempts: 2 }, ["leaseToken"], "submitted");
+ */
+export function applyTaskWrite(
+  task: Task,
+  patch: Readonly<Partial<Task>>,
+  remove: readonly (keyof Task)[] | undefined,
+  status: TaskStatus,
+  copyValue: (value: unknown) => unknown = (value) => value,
+): Task {
+  const removed: readonly string[] = remove ?? [];
+  const patched = patch as Readonly<Record<string, unknown>>;
+  const current = task as unknown as Readonly<Record<string, unknown>>;
+  const next: Record<string, unknown> = {};
+  for (const key of Object.keys(task)) {
+    if (removed.length > 0 && removed.includes(key)) continue;
+    const value = Object.hasOwn(patched, key) ? patched[key] : undefined;
+    next[key] = value === undefined ? current[key] : copyValue(value);
+  }
+  for (const key of Object.keys(patched)) {
+    const value = patched[key];
+    if (value === undefined || Object.hasOwn(current, key) || removed.includes(key)) continue;
+    next[key] = copyValue(value);
+  }
+  next.status = status;
+  next.version = task.version + 1;
+  return next as unknown as Task;
+}

@@ -76,7 +76,10 @@ export class MemoryAgentRegistry implements AgentRegistry {
   }
 
   async adjustTaskCount(agentId: string, delta: number): Promise<void> {
-    await this.update(agentId, (a) => ({ ...a, currentTaskCount: Math.max(0, a.currentTaskCount + delta) }));
+    // Twice per task on the hot path, and nothing is returned: no copy (structuredClone was 3 % of CPU).
+    const agent = this.agents.get(agentId);
+    if (agent)
+      this.agents.set(agentId, { ...agent, currentTaskCount: Math.max(0, agent.currentTaskCount + delta) });
   }
 
   async unregister(agentId: string): Promise<boolean> {

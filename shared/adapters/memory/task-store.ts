@@ -1,6 +1,6 @@
 import { ValidationError } from "#shared/domain/errors";
 import type { BusEvent } from "#shared/domain/events";
-import type { Task } from "#shared/domain/task";
+import { applyTaskWrite, type Task } from "#shared/domain/task";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import {
   type CreateTaskOutcome,
@@ -101,12 +101,13 @@ export class MemoryTaskStore implements TaskStore {
     if (!current || !guardHolds(current, request)) {
       return { ok: false, current: current === undefined ? undefined : deepCopy(current) };
     }
-    const fields: Record<string, unknown> = { ...current };
-    for (const [key, value] of Object.entries(request.patch)) {
-      if (value !== undefined) fields[key] = deepCopy(value);
-    }
-    for (const key of request.remove ?? []) delete fields[key];
-    const next = { ...fields, status: request.to ?? current.status, version: current.version + 1 } as Task;
+    const next = applyTaskWrite(
+      current,
+      request.patch,
+      request.remove,
+      request.to ?? current.status,
+      deepCopy,
+    );
     this.tasks.set(next.taskId, next);
     this.applyCounters(request.counters ?? {});
     this.addOutbox(next.taskId, next.version, request.events ?? []);
