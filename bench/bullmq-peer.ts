@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,10 +10,14 @@ export interface PeerThroughput {
   readonly seconds: number;
   readonly tasksPerSecond: number;
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number };
+  /** CPU time per job: this Node process (client + worker) plus redis-server. */
+  readonly cpuMicrosPerTask: number;
 }
 
 export interface LocalRedis {
   readonly port: number;
+  /** CPU time redis-server has used so far, in microseconds (from /proc; 10 ms resolution). */
+  cpuMicros(): number;
   stop(): Promise<void>;
 }
 
@@ -83,7 +87,14 @@ export async function startRedis(binary: string): Promise<LocalRedis> {
   }
   child.stdout?.resume();
   child.stderr?.resume();
-  return { port, stop };
+  const pid = child.pid;
+  const cpuMicros = () => {
+    if (pid === undefined) return 0;
+    // /proc/<pid>/stat: utime and stime are fields 14 and 15, in clock ticks (100 per second).
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  };
+  return { port, cpuMicros, stop };
 }
 
 /**
@@ -93,10 +104,11 @@ export async function startRedis(binary: string): Promise<LocalRedis> {
  * `completed`. BullMQ keeps completed jobs and their results (its default), as the task store does.
  */
 export async function measureBullmq(
-  port: number,
+  redis: LocalRedis,
   tasks: number,
   concurrency: number,
 ): Promise<PeerThroughput> {
+  const port = redis.port;
   const { Queue, Worker } = await import("bullmq");
   const connection = { host: "127.0.0.1", port, maxRetriesPerRequest: null };
   const name = `bench-${Date.now()}`;
@@ -128,6 +140,8 @@ export async function measureBullmq(
     await queue.waitUntilReady();
     await worker.waitUntilReady();
     void worker.run();
+    const cpuBefore = process.cpuUsage();
+    const redisCpuBefore = redis.cpuMicros();
     const started = performance.now();
     for (let sent = 0; sent < tasks; sent += 100) {
       const size = Math.min(100, tasks - sent);
@@ -143,7 +157,15 @@ export async function measureBullmq(
     if (finished < tasks) throw new Error(`bullmq: only ${finished} of ${tasks} jobs finished`);
     if (failed > 0) throw new Error(`bullmq: ${failed} jobs failed`);
     const seconds = (performance.now() - started) / 1000;
-    return { tasks, seconds, tasksPerSecond: tasks / seconds, latencyMs: percentiles(latencies) };
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuMicros = cpu.user + cpu.system + redis.cpuMicros() - redisCpuBefore;
+    return {
+      tasks,
+      seconds,
+      tasksPerSecond: tasks / seconds,
+      latencyMs: percentiles(latencies),
+      cpuMicrosPerTask: cpuMicros / tasks,
+    };
   } finally {
     await worker.close();
     await queue.obliterate({ force: true }).catch(() => {});

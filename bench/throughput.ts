@@ -11,6 +11,8 @@ export interface Throughput {
   readonly tasksPerSecond: number;
   /** Milliseconds from submission to the terminal event, by percentile. */
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number };
+  /** CPU time of this process per task (HTTP client, server, workers: everything runs in it). */
+  readonly cpuMicrosPerTask: number;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function measureThroughput(mode: RuntimeMode, tasks: number): Promi
       if (event["detail-type"] !== "Task Completed") notCompleted++;
       if (++finished === tasks) allDone();
     });
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     for (let sent = 0; sent < tasks; sent += 100) {
       const size = Math.min(100, tasks - sent);
@@ -59,7 +62,15 @@ export async function measureThroughput(mode: RuntimeMode, tasks: number): Promi
     if (finished < tasks) throw new Error(`only ${finished} of ${tasks} tasks finished`);
     if (notCompleted > 0) throw new Error(`${notCompleted} tasks did not complete`);
     const seconds = (performance.now() - started) / 1000;
-    return { mode, tasks, seconds, tasksPerSecond: tasks / seconds, latencyMs: percentiles(latencies) };
+    const cpu = process.cpuUsage(cpuBefore);
+    return {
+      mode,
+      tasks,
+      seconds,
+      tasksPerSecond: tasks / seconds,
+      latencyMs: percentiles(latencies),
+      cpuMicrosPerTask: (cpu.user + cpu.system) / tasks,
+    };
   } finally {
     await runtime.stop();
   }
