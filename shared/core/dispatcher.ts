@@ -121,6 +121,23 @@ export class Dispatcher {
   }
 
   async process(message: ReceivedTaskMessage, options: ProcessOptions = {}): Promise<Settlement> {
+    const settlement = await this.decide(message, options);
+    // A released message comes back with its receive count up by one, and the queue dead-letters it
+    // once the count passes maxReceiveCount. A release is never a poison signal (another worker holds
+    // the task, or this one could not start or finish it): at the last receive, drop the message
+    // instead. The task is not lost: its lease holder finishes it, or the sweeper puts it back when
+    // the lease expires or it sits `submitted` too long. Otherwise the DLQ (and its alarm) would hold a
+    // task that is alive, or already completed by then.
+    if (settlement.kind === "release" && message.receiveCount >= this.deps.config.maxReceiveCount) {
+      return {
+        kind: "ack",
+        reason: `${settlement.reason}; dropped at the queue's receive limit (${message.receiveCount}), the table brings the task back`,
+      };
+    }
+    return settlement;
+  }
+
+  private async decide(message: ReceivedTaskMessage, options: ProcessOptions): Promise<Settlement> {
     const parsed = parseBody(message.body);
     if (!parsed.success) return { kind: "dead-letter", reason: `malformed task message: ${parsed.error}` };
     let task = await this.deps.store.get(parsed.data.taskId);

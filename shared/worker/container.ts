@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
 import * as z from "zod";
 import { type AwsAdapters, ConfigurationError, createAwsAdapters } from "#shared/adapters/aws/clients";
@@ -19,6 +20,8 @@ const optionalInt = (min: number, max: number) =>
     .transform((value) => (value === undefined || value === "" ? undefined : Number(value)))
     .pipe(z.int().min(min).max(max).optional());
 
+/** Longest the start-up waits for the first registration before it reports "started" anyway. */
+const REGISTRATION_WAIT_MS = 10_000;
 /**
  * The container worker's own environment, on top of the AWS adapters' (`TABLE_NAME`, `QUEUE_URLS`, …)
  * and `PLATFORM_CONFIG`. The Fargate construct sets all of it.
@@ -135,6 +138,9 @@ export async function startContainerWorker(
     throw error;
   }
   const { port } = server.address() as { port: number };
+  // "Started" means findable in the registry, unless the registry is down: then start anyway (the
+  // presence keeps retrying in the background) rather than hold a task-ready worker back.
+  await Promise.race([poller.registered, sleep(REGISTRATION_WAIT_MS, undefined, { ref: false })]);
   logger.info("container worker started", { agentId, capabilities, port });
 
   let stopped: Promise<void> | undefined;

@@ -91,6 +91,8 @@ export interface PollerHealth {
 
 export interface RunningPoller {
   readonly agentId: string;
+  /** Settles once the agent is first registered (at once without a registry); retries never reject it. */
+  readonly registered: Promise<void>;
   health(): PollerHealth;
   /** Stops receiving, lets running tasks finish (or releases them after `drainMs`), unregisters. */
   stop(options?: PollerStopOptions): Promise<void>;
@@ -258,6 +260,7 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
   let stopped: Promise<void> | undefined;
   return {
     agentId: options.agentId,
+    registered: presence?.registered ?? Promise.resolve(),
     health: () => ({
       state,
       runningTasks: running.size,

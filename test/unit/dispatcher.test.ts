@@ -84,6 +84,33 @@ describe("Dispatcher", () => {
     expect(f.store.inspect(taskId)?.status).toBe("completed");
   });
 
+  it("drops, rather than releases, a delivery at the receive limit while another worker holds the task: the queue never dead-letters a live task", async () => {
+    const f = createCoreFixture();
+    const taskId = await f.submitOne();
+    const message = await f.receiveOne();
+    let finish: () => void = () => {};
+    const holder = f.dispatcher(
+      { echo: (input, ctx) => new Promise((resolve) => (finish = () => resolve(echo(input, ctx)))) },
+      { agentId: "holder" },
+    );
+    const running = holder.process(message);
+    await vi.waitFor(() => expect(f.store.inspect(taskId)?.status).toBe("working"));
+    const other = f.dispatcher({ echo }, { agentId: "other" });
+    const limit = f.config.maxReceiveCount;
+
+    const belowLimit = await other.process({ ...message, receiveCount: limit - 1 });
+    const atLimit = await other.process({ ...message, receiveCount: limit });
+    finish();
+
+    expect(belowLimit).toMatchObject({ kind: "release", reason: "another worker holds the task" });
+    expect(atLimit).toEqual({
+      kind: "ack",
+      reason: `another worker holds the task; dropped at the queue's receive limit (${limit}), the table brings the task back`,
+    });
+    expect(await running).toEqual({ kind: "ack", reason: "task completed" });
+    expect(f.store.inspect(taskId)).toMatchObject({ status: "completed", attempts: 1 });
+  });
+
   it("F4: refuses the result of a worker whose lease expired and was taken over", async () => {
     const f = createCoreFixture({ config: { leaseGraceSeconds: 1 } });
     const taskId = await f.submitOne({ timeoutSeconds: 5 });
