@@ -36,6 +36,7 @@ import {
 } from "./emulated.ts";
 import { serveApi } from "./http-server.ts";
 import { createConsoleLogger, type LogLevel } from "./logger.ts";
+import type { ProvisionedResources } from "./provision.ts";
 import { repeat } from "./repeat.ts";
 
 export type RuntimeMode = "embedded" | "emulated" | "azure";
@@ -81,6 +82,15 @@ export interface LocalRuntime {
   readonly mode: RuntimeMode;
   /** Emulated mode: every AWS request the platform made, by service and operation. */
   readonly requests?: RequestCounter;
+  /**
+   * Emulated mode: the emulators' endpoints and the table and queues provisioned on them, for
+   * processes of your own beside the runtime (container workers, a chaos run's checks).
+   */
+  readonly emulated?: {
+    readonly dynamoEndpoint: string;
+    readonly sqsEndpoint: string;
+    readonly resources: ProvisionedResources;
+  };
   readonly store: TaskStore;
   readonly queue: TaskQueue;
   readonly bus: EventBus;
@@ -227,7 +237,16 @@ async function compose(
   return {
     url: server.url,
     mode,
-    ...(infra ? { requests: infra.requests } : {}),
+    ...(infra
+      ? {
+          requests: infra.requests,
+          emulated: {
+            dynamoEndpoint: infra.emulators.dynamoEndpoint,
+            sqsEndpoint: infra.emulators.sqsEndpoint,
+            resources: infra.resources,
+          },
+        }
+      : {}),
     store,
     queue,
     bus,
