@@ -10,7 +10,13 @@ import { analyzeText } from "#shared/agents/demo";
 import { TERMINAL_STATUSES } from "#shared/domain/lifecycle";
 import { CHAOS_CAPABILITY, CHAOS_EVENT_BUS, chaosConfig } from "./config.ts";
 import { type FaultSettings, hashLabel, seededRandom } from "./faults.ts";
-import { type RuntimeInfo, startRuntimeProcess, startWorkerProcess, stopChild } from "./processes.ts";
+import {
+  bundleWorker,
+  type RuntimeInfo,
+  startRuntimeProcess,
+  startWorkerProcess,
+  stopChild,
+} from "./processes.ts";
 
 export interface ChaosOptions {
   /** Tasks to submit, about (jobs and pipelines round it). @default 2000 */
@@ -60,6 +66,8 @@ export interface ChaosReport {
   readonly faultsTotal: number;
   readonly workerKills: number;
   readonly runtimeRestarts: number;
+  /** API requests answered 5xx (a fault got past the SDK's retries) and sent again. */
+  readonly apiRetries: number;
   readonly deadLetters: number;
   /** Tasks whose handler outlived its timeout and that failed with `timeout`. */
   readonly timeouts: number;
@@ -115,6 +123,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const faultsFor = (label: string): FaultSettings => ({ ...rates, seed, label, log: faultLog });
 
   const { plain, jobs } = workload(target, random);
+  const bundle = bundleWorker(join(root, "worker"));
   const violations: string[] = [];
   const notes: string[] = [];
   let runtime: { child: ChildProcess; info: RuntimeInfo } | undefined;
@@ -123,6 +132,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   let workerKills = 0;
   let runtimeRestarts = 0;
   let restarting: Promise<void> | undefined;
+  let apiRetries = 0;
 
   const startWorker = () => {
     if (runtime === undefined) throw new Error("no runtime");
@@ -130,6 +140,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const label = `chaos-worker-${workerSerial}`;
     workers.push(
       startWorkerProcess(
+        bundle,
         runtime.info,
         {
           capability: CHAOS_CAPABILITY,
@@ -177,6 +188,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         const text = await response.text();
         const parsed = text.length > 0 ? JSON.parse(text) : undefined;
         if (response.status < 500 || attempt >= 30) return { status: response.status, body: parsed };
+        apiRetries++;
+        progress(`${method} ${path} answered ${response.status}: ${text.slice(0, 200)}`);
       } catch (error) {
         if (attempt >= 30) throw error;
       }
@@ -301,6 +314,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       faultsTotal: faults.total,
       workerKills,
       runtimeRestarts,
+      apiRetries,
       deadLetters: deadLetters.length,
       timeouts: table.tasks.filter((t) => t.status === "failed" && t.error?.code === "timeout").length,
       notes,
@@ -744,6 +758,7 @@ export function formatReport(report: ChaosReport): string {
     ...Object.entries(report.faults).map(([kind, services]) => `    ${kind.padEnd(19)}${format(services)}`),
     `  worker kills (-9)    ${report.workerKills}`,
     `  runtime restarts     ${report.runtimeRestarts} (kill -9, restarted on the same data)`,
+    `  API 5xx, retried     ${report.apiRetries}`,
     `  dead letters         ${report.deadLetters} (received from the DLQs after the restart)`,
     `  timed-out tasks      ${report.timeouts}`,
     `  notes                ${report.notes.length}`,
