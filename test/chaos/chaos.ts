@@ -220,7 +220,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const batches = chunk(plain, 50);
     const rounds = interleave(batches, jobs);
     const restartAt = Math.floor(rounds.length / 2);
+    let submitted = 0;
     const submit = async (item: PlainTask[] | JobUnit) => {
+      await submitItem(item);
+      if (++submitted % 10 === 0) progress(`submitted ${submitted}/${rounds.length} batches and jobs`);
+    };
+    const submitItem = async (item: PlainTask[] | JobUnit) => {
       if (Array.isArray(item)) {
         const response = await call("POST", "/tasks", { tasks: item.map((t) => t.body) });
         if (response.status !== 202) {
