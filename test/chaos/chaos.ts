@@ -19,15 +19,15 @@ import {
 } from "./processes.ts";
 
 export interface ChaosOptions {
-  /** Tasks to submit, about (jobs and pipelines round it). @default 2000 */
+  /** Tasks to submit, about (jobs and pipelines round it). @default 1000 */
   readonly tasks?: number;
   /** Seeds the workload and every process's fault decisions. @default Date.now() */
   readonly seed?: number;
   /** Worker processes running at once. @default 3 */
   readonly workers?: number;
-  /** A random worker process is SIGKILLed (and replaced) this often. @default 3000 */
+  /** A random worker process is SIGKILLed (and replaced) this often, on average. @default 5000 */
   readonly killEveryMs?: number;
-  /** How long the run may take before the unfinished are reported. @default 600000 */
+  /** How long the run may take before the unfinished are reported. @default 300 s + 0.6 s a task */
   readonly timeoutMs?: number;
   /** Fault rates; see FaultSettings. @default DEFAULT_FAULT_RATES */
   readonly faults?: Partial<FaultRates>;
@@ -107,10 +107,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const started = Date.now();
   const seed = options.seed ?? Date.now() % 2 ** 31;
   const random = seededRandom(seed);
-  const target = options.tasks ?? 2000;
+  const target = options.tasks ?? 1000;
   const workerCount = options.workers ?? 3;
-  const killEveryMs = options.killEveryMs ?? 3000;
-  const timeoutMs = options.timeoutMs ?? 600_000;
+  const killEveryMs = options.killEveryMs ?? 5000;
+  const timeoutMs = options.timeoutMs ?? 300_000 + 600 * target;
   const say = options.progress ?? (() => undefined);
   const progress = (line: string) => say(`${((Date.now() - started) / 1000).toFixed(1)} s ${line}`);
   const root = options.dataDir ?? mkdtempSync(join(tmpdir(), "agentry-chaos-"));

@@ -28,4 +28,6 @@ export const chaosConfig: PlatformConfig = {
   stuckSubmittedSeconds: 4,
   jobReconcileSeconds: 3,
   pollerLeaseSeconds: 4,
+  // Fewer shards, fewer queries per sweep: DynamoDB Local on a small machine is the run's bottleneck.
+  shards: 4,
 };

@@ -184,3 +184,16 @@ interface Stack {
 
 const raw = process.env.CHAOS_FAULTS;
 if (raw !== undefined && raw !== "") installFaults(JSON.parse(raw) as FaultSettings);
+
+// A chaos child outlives no orchestrator: if the run is cut short (a test timeout, Ctrl-C), each
+// process notices its parent is gone within a second and exits (the runtime's exit stops DynamoDB Local).
+const parent = Number(process.env.CHAOS_PARENT_PID);
+if (Number.isInteger(parent) && parent > 0) {
+  setInterval(() => {
+    try {
+      process.kill(parent, 0);
+    } catch {
+      process.exit(1);
+    }
+  }, 1_000).unref();
+}

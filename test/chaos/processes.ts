@@ -30,7 +30,7 @@ function childEnv(faults: FaultSettings, extra: Record<string, string>): NodeJS.
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith("AWS_") && !name.startsWith("VITEST") && value !== undefined) env[name] = value;
   }
-  return { ...env, ...extra, CHAOS_FAULTS: JSON.stringify(faults) };
+  return { ...env, ...extra, CHAOS_FAULTS: JSON.stringify(faults), CHAOS_PARENT_PID: String(process.pid) };
 }
 
 function spawnNode(

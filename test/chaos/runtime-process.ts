@@ -18,7 +18,7 @@ const runtime = await startLocalRuntime({
   port: 0,
   logLevel: "error",
   dataDir,
-  sweepIntervalMs: 250,
+  sweepIntervalMs: 1_000,
   config: chaosConfig,
   workers: [textAnalysisWorker, summarizationWorker],
 });
