@@ -43,7 +43,7 @@ export const DEFAULT_FAULT_RATES: FaultRates = {
   throttle: 0.03,
   serverError: 0.02,
   serverErrorAfterApply: 0.005,
-  duplicateReceive: 0.1,
+  redelivery: 0.1,
   duplicateSend: 0.05,
 };
 

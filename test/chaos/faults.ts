@@ -1,7 +1,7 @@
 import { appendFileSync } from "node:fs";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { SQSClient } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityCommand, SQSClient } from "@aws-sdk/client-sqs";
 
 /**
  * The chaos run's fault injector, preloaded into the runtime and worker processes it starts
@@ -25,13 +25,13 @@ export interface FaultSettings {
   readonly serverError: number;
   /** Share answered with a 5xx after the service applied them: the caller cannot know it did. */
   readonly serverErrorAfterApply: number;
-  /** Share of non-empty SQS receives answered with one of their messages twice. */
-  readonly duplicateReceive: number;
+  /** Share of non-empty SQS receives one of whose messages is delivered again while in flight. */
+  readonly redelivery: number;
   /** Share of SQS sends sent twice (two messages for the task). */
   readonly duplicateSend: number;
 }
 
-export type FaultKind = "throttle" | "5xx" | "5xx-after-apply" | "duplicate-receive" | "duplicate-send";
+export type FaultKind = "throttle" | "5xx" | "5xx-after-apply" | "redelivery" | "duplicate-send";
 
 /** Data-plane operations only: control-plane calls (CreateTable, CreateQueue…) run at start-up. */
 const FAULTABLE: Readonly<Record<string, ReadonlySet<string>>> = {
@@ -130,7 +130,7 @@ function installFaults(settings: FaultSettings): void {
     const service = serviceOf(this);
     if (service !== undefined && !installed.has(this.middlewareStack)) {
       installed.add(this.middlewareStack);
-      this.middlewareStack.add(faultMiddleware(service), {
+      this.middlewareStack.add(faultMiddleware(service, this as unknown as SQSClient), {
         step: "finalizeRequest",
         priority: "low",
         name: "chaosFaults",
@@ -140,7 +140,7 @@ function installFaults(settings: FaultSettings): void {
   };
 
   const faultMiddleware =
-    (service: string) =>
+    (service: string, client: SQSClient) =>
     (next: Handler, context: { commandName?: string }): Handler =>
     async (args) => {
       const operation = (context.commandName ?? "").replace(/Command$/, "");
@@ -164,15 +164,32 @@ function installFaults(settings: FaultSettings): void {
         record("duplicate-send", service, operation);
       }
       const messages = result.output.Messages;
+      const queueUrl = args.input.QueueUrl;
       if (
         operation === "ReceiveMessage" &&
         Array.isArray(messages) &&
         messages.length > 0 &&
-        random() < settings.duplicateReceive
+        random() < settings.redelivery
       ) {
-        const twice = messages[Math.floor(random() * messages.length)] as object;
-        result.output.Messages = [...messages, structuredClone(twice)];
-        record("duplicate-receive", service, operation);
+        // SQS delivers at least once: the message becomes visible again while this delivery is in
+        // flight (as when its visibility timeout runs out), so another receive gets it with a new
+        // receipt handle and this one's handle goes stale.
+        const again = messages[Math.floor(random() * messages.length)] as { ReceiptHandle?: string };
+        const delay = Math.floor(random() * 500);
+        setTimeout(() => {
+          client
+            .send(
+              new ChangeMessageVisibilityCommand({
+                QueueUrl: String(queueUrl),
+                ReceiptHandle: String(again.ReceiptHandle),
+                VisibilityTimeout: 0,
+              }),
+            )
+            .then(
+              () => record("redelivery", service, operation),
+              () => undefined,
+            );
+        }, delay).unref();
       }
       return result;
     };

@@ -19,7 +19,7 @@ describe("chaos run (short)", () => {
       expect(report.faults["5xx"]?.[service] ?? 0, `${service} 5xx\n${summary}`).toBeGreaterThan(0);
     }
     expect(report.faults["5xx-after-apply"]?.DynamoDB ?? 0, summary).toBeGreaterThan(0);
-    expect(report.faults["duplicate-receive"]?.SQS ?? 0, summary).toBeGreaterThan(0);
+    expect(report.faults.redelivery?.SQS ?? 0, summary).toBeGreaterThan(0);
     expect(report.faults["duplicate-send"]?.SQS ?? 0, summary).toBeGreaterThan(0);
     expect(report.workerKills, summary).toBeGreaterThan(0);
     expect(report.runtimeRestarts, summary).toBe(1);
