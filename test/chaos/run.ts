@@ -7,7 +7,7 @@ import { formatReport, runChaos } from "./chaos.ts";
  */
 const { values } = parseArgs({
   options: {
-    tasks: { type: "string", default: "1000" },
+    tasks: { type: "string", default: "2000" },
     seed: { type: "string" },
     workers: { type: "string" },
     "data-dir": { type: "string" },
