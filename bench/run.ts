@@ -6,7 +6,9 @@ import { measureBundles } from "./bundles.ts";
  * Sections can be picked: `npm run bench -- bundles`.
  */
 const root = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
-const wanted = new Set(process.argv.slice(2));
+const args = process.argv.slice(2);
+const json = args.includes("--json");
+const wanted = new Set(args.filter((a) => !a.startsWith("--")));
 const run = (name: string) => wanted.size === 0 || wanted.has(name);
 
 if (run("bundles")) {
@@ -17,6 +19,20 @@ if (run("bundles")) {
   console.log("| --- | ---: | ---: |");
   for (const m of await measureBundles(root)) {
     console.log(`| ${m.entry} | ${(m.bytes / 1024).toFixed(0)} KiB | ${m.initMs.toFixed(0)} ms |`);
+  }
+}
+
+if (run("cost")) {
+  const { costTable, measureCost } = await import("./cost.ts");
+  const { PRICES } = await import("./prices.ts");
+  const results = await measureCost(200);
+  if (json) {
+    console.log(JSON.stringify(Object.fromEntries(results.map((r) => [r.workload, r]))));
+  } else {
+    console.log(
+      `\n## Cost per task on AWS (emulated stack, ${results[0]?.tasks} noop tasks per column; ${PRICES.region} list prices of ${PRICES.asOf}, bench/prices.ts; API Gateway and logs excluded)\n`,
+    );
+    console.log(costTable(results));
   }
 }
 

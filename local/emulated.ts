@@ -2,7 +2,14 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoAgentRegistry } from "#shared/adapters/aws/dynamo-agent-registry";
 import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
-import { attachRequestCounter, RequestCounter } from "#shared/adapters/aws/request-accounting";
+import {
+  attachCapacityMeter,
+  attachRequestCounter,
+  CapacityMeter,
+  currentIo,
+  IoTracker,
+  RequestCounter,
+} from "#shared/adapters/aws/request-accounting";
 import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
 import { type PlatformConfig, queuesForCapability } from "#shared/config/platform";
 import type { EventRelay } from "#shared/core/event-relay";
@@ -16,6 +23,25 @@ import { type ProvisionedResources, provisionLocalResources } from "./provision.
 import { type RunningEventSource, startSqsEventSource } from "./sqs-event-source.ts";
 
 const REGION = "us-east-1";
+
+/** Records one Lambda-equivalent invocation: the function's name and the handler's duration. */
+export type InvocationRecorder = (functionName: string, durationMs: number, io: IoTracker) => void;
+
+/** Runs `work` as one metered invocation: its duration and the AWS requests it waited on go to `record`. */
+export async function meteredInvocation<R>(
+  name: string,
+  record: InvocationRecorder | undefined,
+  work: () => Promise<R>,
+): Promise<R> {
+  if (!record) return work();
+  const io = new IoTracker();
+  const started = performance.now();
+  try {
+    return await currentIo.run(io, work);
+  } finally {
+    record(name, performance.now() - started, io);
+  }
+}
 const CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
 
 export interface EmulatedInfrastructure {
@@ -28,6 +54,8 @@ export interface EmulatedInfrastructure {
   readonly registry: DynamoAgentRegistry;
   /** Every AWS request the platform made, by service and operation (the cost model's input). */
   readonly requests: RequestCounter;
+  /** DynamoDB capacity consumed by the platform's requests (the cost bench's input). */
+  readonly capacity: CapacityMeter;
   stop(): Promise<void>;
 }
 
@@ -48,6 +76,7 @@ export async function startEmulatedInfrastructure(
   const emulators = await startEmulators(options);
   try {
     const requests = new RequestCounter();
+    const capacity = new CapacityMeter();
     const dynamodb = new DynamoDBClient({
       endpoint: emulators.dynamoEndpoint,
       region: REGION,
@@ -63,12 +92,14 @@ export async function startEmulatedInfrastructure(
     // Count only the platform's requests, not the provisioning above.
     attachRequestCounter(dynamodb, requests);
     attachRequestCounter(sqs, requests);
+    attachCapacityMeter(dynamodb, capacity);
     return {
       emulators,
       resources,
       dynamodb,
       sqs,
       requests,
+      capacity,
       store: new DynamoTaskStore({ client: dynamodb, tableName: resources.tableName, shards: config.shards }),
       queue: new SqsTaskQueue({ client: sqs, queueUrls: resources.queueUrls, dlqUrls: resources.dlqUrls }),
       registry: new DynamoAgentRegistry({ client: dynamodb, tableName: resources.tableName }),
@@ -91,7 +122,13 @@ export async function startEmulatedInfrastructure(
 export async function startEmulatedLambdaWorkers(
   infra: EmulatedInfrastructure,
   workers: readonly WorkerDefinition[],
-  deps: { relay: EventRelay; config: PlatformConfig; logger: (agentType: string) => Logger },
+  deps: {
+    relay: EventRelay;
+    config: PlatformConfig;
+    logger: (agentType: string) => Logger;
+    /** Told of every handler invocation and its duration (the cost bench's Lambda meter). */
+    onInvocation?: InvocationRecorder;
+  },
 ): Promise<RunningEventSource[]> {
   const queueNames = queueNamesFromUrls(infra.resources.queueUrls);
   const sources: RunningEventSource[] = [];
@@ -113,10 +150,11 @@ export async function startEmulatedLambdaWorkers(
       queueNames,
       agentId: presence.agentId,
     });
-    const handler: typeof batchHandler = async (event, context) => {
-      await presence.touch();
-      return batchHandler(event, context);
-    };
+    const handler: typeof batchHandler = (event, context) =>
+      meteredInvocation(`worker:${worker.agentType}`, deps.onInvocation, async () => {
+        await presence.touch();
+        return batchHandler(event, context);
+      });
     for (const capability of worker.capabilities) {
       const capabilityConfig = deps.config.capabilities.find((c) => c.name === capability);
       for (const logical of queuesForCapability(capability)) {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { DynamoJobStore } from "#shared/adapters/aws/dynamo-job-store";
-import type { RequestCounter } from "#shared/adapters/aws/request-accounting";
+import type { CapacityMeter, RequestCounter } from "#shared/adapters/aws/request-accounting";
 import { MemoryAgentRegistry } from "#shared/adapters/memory/agent-registry";
 import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryJobStore } from "#shared/adapters/memory/job-store";
@@ -31,6 +31,8 @@ import { type AzureInfrastructure, startAzureInfrastructure } from "./azure.ts";
 import { dashboardResponse } from "./dashboard/index.ts";
 import {
   type EmulatedInfrastructure,
+  type InvocationRecorder,
+  meteredInvocation,
   startEmulatedInfrastructure,
   startEmulatedLambdaWorkers,
 } from "./emulated.ts";
@@ -75,6 +77,8 @@ export interface LocalRuntimeOptions {
   readonly dataDir?: string;
   /** Custom job reducers (`defineReducer`), next to the built-in ones. @default none */
   readonly reducers?: readonly ReducerDefinition[];
+  /** Told of every Lambda-equivalent invocation and its duration (the cost bench). @default none */
+  readonly onInvocation?: InvocationRecorder;
 }
 
 export interface LocalRuntime {
@@ -91,6 +95,8 @@ export interface LocalRuntime {
     readonly sqsEndpoint: string;
     readonly resources: ProvisionedResources;
   };
+  /** Emulated mode: DynamoDB capacity consumed by the platform's requests. */
+  readonly capacity?: CapacityMeter;
   readonly store: TaskStore;
   readonly queue: TaskQueue;
   readonly bus: EventBus;
@@ -182,7 +188,16 @@ async function compose(
   const { relay, supervisor, sweeper, agents, agentLiveness, messaging, jobs, aggregator } = platform;
   // The HTTP server first: if its port is taken, nothing else has started yet. The local dashboard,
   // when there is one, is served next to the API through `serveApi`'s `pages`.
-  const server = await serveApi(createApiApp({ routes: apiRoutes(platform), logger }), {
+  const app = createApiApp({ routes: apiRoutes(platform), logger });
+  const record = options.onInvocation;
+  // The cost bench meters each request as one invocation of the API function.
+  const served = record
+    ? {
+        fetch: (request: Request) =>
+          meteredInvocation("supervisor-api", record, async () => app.fetch(request)),
+      }
+    : app;
+  const server = await serveApi(served, {
     port: options.port ?? 3000,
     host: options.host ?? "127.0.0.1",
     pages: (request) => {
@@ -220,6 +235,7 @@ async function compose(
         relay,
         config,
         logger: (agentType) => scoped(logger, agentType),
+        ...(options.onInvocation ? { onInvocation: options.onInvocation } : {}),
       })
     : [];
 
@@ -240,6 +256,7 @@ async function compose(
     ...(infra
       ? {
           requests: infra.requests,
+          capacity: infra.capacity,
           emulated: {
             dynamoEndpoint: infra.emulators.dynamoEndpoint,
             sqsEndpoint: infra.emulators.sqsEndpoint,

@@ -1,0 +1,292 @@
+import { meteredInvocation } from "#local/emulated";
+import { type LocalRuntime, startLocalRuntime } from "#local/runtime";
+import type { IoTracker } from "#shared/adapters/aws/request-accounting";
+import type { BusEvent } from "#shared/domain/events";
+import { assumedLatencyMs, FUNCTION_MEMORY_MB, PRICES } from "./prices.ts";
+
+/** One way of submitting tasks the bench prices. */
+export type CostWorkloadName = "batch10" | "single" | "job10";
+
+export interface LambdaUse {
+  readonly invocationsPerTask: number;
+  readonly gbSecondsPerTask: number;
+  readonly memoryMb: number;
+}
+
+export interface CostResult {
+  readonly workload: CostWorkloadName;
+  readonly tasks: number;
+  /** AWS's figure: index writes inside transactions counted once (DynamoDB Local reports them twice). */
+  readonly wruPerTask: number;
+  readonly rruPerTask: number;
+  /** As DynamoDB Local reported it, for comparison. */
+  readonly reportedWruPerTask: number;
+  readonly wruByOperation: Readonly<Record<string, number>>;
+  readonly wruByTarget: Readonly<Record<string, number>>;
+  readonly rruByOperation: Readonly<Record<string, number>>;
+  readonly rruByTarget: Readonly<Record<string, number>>;
+  /** SQS requests per task by operation (empty long polls left out: they follow idle time, not tasks). */
+  readonly sqsByOperation: Readonly<Record<string, number>>;
+  readonly sqsPerTask: number;
+  /** EventBridge events per task (each well under one 64 KB chunk). */
+  readonly eventsPerTask: number;
+  readonly lambda: Readonly<Record<string, LambdaUse>>;
+  readonly usdPerMillionByService: {
+    readonly dynamodb: number;
+    readonly sqs: number;
+    readonly eventbridge: number;
+    readonly lambda: number;
+  };
+  readonly usdPerMillion: number;
+}
+
+const TERMINAL = ["Task Completed", "Task Failed", "Task Canceled", "Task Rejected"];
+
+/**
+ * `npm run bench -- cost`: what one noop task costs on AWS, measured on the emulated stack (DynamoDB
+ * Local + fauxqs, the workers as their Lambda handlers, every DynamoDB request asking for
+ * ReturnConsumedCapacity INDEXES). Prices come from bench/prices.ts; API Gateway and CloudWatch Logs
+ * are left out.
+ */
+export async function measureCost(tasksPerWorkload = 200): Promise<CostResult[]> {
+  const invocations = new Map<string, number[]>();
+  const onInvocation = (name: string, ms: number, io: IoTracker) => {
+    const list = invocations.get(name) ?? [];
+    list.push(awsDurationMs(ms, io));
+    invocations.set(name, list);
+  };
+  const runtime = await startLocalRuntime({
+    mode: "emulated",
+    port: 0,
+    logLevel: "silent",
+    sweepIntervalMs: 3_600_000,
+    onInvocation,
+  });
+  try {
+    const published = countPublished(runtime);
+    // The deployed aggregation rule sends every "Task …" event to the aggregator function: time each
+    // call the runtime makes (job tasks) and make the ones the rule would make for the other events.
+    const onTaskEvent = runtime.aggregator.onTaskEvent.bind(runtime.aggregator);
+    const timed = (event: BusEvent) =>
+      meteredInvocation("aggregator", onInvocation, () => onTaskEvent(event));
+    runtime.aggregator.onTaskEvent = timed;
+    runtime.bus.subscribe({ source: ["agentry"], "detail-type": [{ prefix: "Task " }] }, async (event) => {
+      const jobTerminal = TERMINAL.includes(event["detail-type"]) && event.detail.jobId !== undefined;
+      if (!jobTerminal) await timed(event);
+    });
+    const finished = new Set<string>();
+    const jobsDone = new Set<string>();
+    runtime.bus.subscribe({ source: ["agentry"], "detail-type": TERMINAL }, (event) => {
+      finished.add(String(event.detail.taskId));
+    });
+    runtime.bus.subscribe({ source: ["agentry"], "detail-type": ["Job Completed"] }, (event) => {
+      jobsDone.add(String(event.detail.jobId));
+    });
+    // Warm-up: clients, queues, the worker agents' registration.
+    await submitTasks(runtime.url, 10, 10);
+    await waitFor(() => finished.size >= 10, 60_000);
+    await settle(runtime);
+
+    const results: CostResult[] = [];
+    for (const workload of ["batch10", "single", "job10"] as const) {
+      finished.clear();
+      jobsDone.clear();
+      invocations.clear();
+      runtime.requests?.reset();
+      runtime.capacity?.reset();
+      published.reset();
+      if (workload === "job10") {
+        const jobs = Math.ceil(tasksPerWorkload / 10);
+        for (let j = 0; j < jobs; j++) await submitJob(runtime.url, 10);
+        await waitFor(() => jobsDone.size >= jobs, 180_000);
+      } else {
+        await submitTasks(runtime.url, tasksPerWorkload, workload === "batch10" ? 10 : 1);
+        await waitFor(() => finished.size >= tasksPerWorkload, 180_000);
+      }
+      await settle(runtime);
+      results.push(price(workload, tasksPerWorkload, runtime, published.count(), invocations));
+    }
+    return results;
+  } finally {
+    await runtime.stop();
+  }
+}
+
+function price(
+  workload: CostWorkloadName,
+  tasks: number,
+  runtime: LocalRuntime,
+  events: number,
+  invocations: ReadonlyMap<string, readonly number[]>,
+): CostResult {
+  const capacity = runtime.capacity?.reading();
+  const requests = runtime.requests?.snapshot();
+  if (!capacity || !requests) throw new Error("the emulated runtime has no meters");
+  const perTask = (n: number) => round(n / tasks);
+  const perTaskMap = (map: Readonly<Record<string, number>>) =>
+    Object.fromEntries(Object.entries(map).map(([k, v]) => [k, perTask(v)]));
+  const wru = Object.values(capacity.wruByOperation).reduce((a, b) => a + b, 0);
+  const rru = Object.values(capacity.rruByOperation).reduce((a, b) => a + b, 0);
+  const sqsByOperation = Object.fromEntries(
+    Object.entries(requests.byOperation)
+      .filter(([op]) => op.startsWith("SQS.") && op !== "SQS.ReceiveMessage(empty)")
+      .map(([op, n]) => [op.slice(4), n]),
+  );
+  const sqs = Object.values(sqsByOperation).reduce((a, b) => a + b, 0);
+  const lambda: Record<string, LambdaUse> = {};
+  let lambdaUsd = 0;
+  for (const [name, durations] of invocations) {
+    const memoryMb = FUNCTION_MEMORY_MB[name.startsWith("worker:") ? "worker" : name] ?? 512;
+    // Billed per started millisecond.
+    const gbSeconds = durations.reduce((sum, ms) => sum + (Math.ceil(ms) / 1000) * (memoryMb / 1024), 0);
+    lambda[name] = {
+      invocationsPerTask: perTask(durations.length),
+      gbSecondsPerTask: round(gbSeconds / tasks, 6),
+      memoryMb,
+    };
+    lambdaUsd += durations.length * PRICES.lambda.request + gbSeconds * PRICES.lambda.gbSecondArm64;
+  }
+  const million = 1e6 / tasks;
+  const byService = {
+    dynamodb: round(
+      (wru * PRICES.dynamodb.writeRequestUnit + rru * PRICES.dynamodb.readRequestUnit) * million,
+    ),
+    sqs: round(sqs * PRICES.sqs.request * million),
+    eventbridge: round(events * PRICES.eventbridge.customEvent * million),
+    lambda: round(lambdaUsd * million),
+  };
+  return {
+    workload,
+    tasks,
+    wruPerTask: perTask(wru),
+    rruPerTask: perTask(rru),
+    reportedWruPerTask: perTask(capacity.reportedWru),
+    wruByOperation: perTaskMap(capacity.wruByOperation),
+    wruByTarget: perTaskMap(capacity.wruByTarget),
+    rruByOperation: perTaskMap(capacity.rruByOperation),
+    rruByTarget: perTaskMap(capacity.rruByTarget),
+    sqsByOperation: perTaskMap(sqsByOperation),
+    sqsPerTask: perTask(sqs),
+    eventsPerTask: perTask(events),
+    lambda,
+    usdPerMillionByService: byService,
+    usdPerMillion: round(byService.dynamodb + byService.sqs + byService.eventbridge + byService.lambda),
+  };
+}
+
+/** Counts the events the platform publishes to the bus (on AWS: EventBridge PutEvents entries). */
+function countPublished(runtime: LocalRuntime): { count(): number; reset(): void } {
+  let n = 0;
+  const bus = runtime.bus as { publish(events: readonly BusEvent[]): Promise<void> };
+  const publish = bus.publish.bind(bus);
+  bus.publish = async (events) => {
+    n += events.length;
+    await publish(events);
+  };
+  return {
+    count: () => n,
+    reset: () => {
+      n = 0;
+    },
+  };
+}
+
+/** Waits until no request has been made for a while: the tail of the work (counters, clean-up) is in. */
+async function settle(runtime: LocalRuntime): Promise<void> {
+  const busy = () => {
+    const snapshot = runtime.requests?.snapshot();
+    return (snapshot?.total ?? 0) - (snapshot?.byOperation["SQS.ReceiveMessage(empty)"] ?? 0);
+  };
+  let last = -1;
+  for (;;) {
+    const now = busy();
+    if (now === last) return;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+  }
+}
+
+async function submitTasks(url: string, count: number, batchSize: number): Promise<void> {
+  for (let sent = 0; sent < count; sent += batchSize) {
+    const size = Math.min(batchSize, count - sent);
+    const tasks = Array.from({ length: size }, (_, i) => ({ taskType: "echo", input: { value: sent + i } }));
+    const body = size === 1 ? tasks[0] : { tasks };
+    const response = await fetch(`${url}/tasks`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (response.status !== 202)
+      throw new Error(`submit answered ${response.status}: ${await response.text()}`);
+  }
+}
+
+async function submitJob(url: string, size: number): Promise<void> {
+  const response = await fetch(`${url}/jobs`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      tasks: Array.from({ length: size }, (_, i) => ({ taskType: "echo", input: { value: i } })),
+      aggregation: { policy: "all", reducer: "collect" },
+    }),
+  });
+  if (response.status !== 202)
+    throw new Error(`job submit answered ${response.status}: ${await response.text()}`);
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("tasks did not finish in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * An invocation's duration on AWS: its time minus the time it waited on the emulators, plus that wait
+ * scaled to AWS's latency (bench/prices.ts), so parallel requests still overlap.
+ */
+function awsDurationMs(measuredMs: number, io: IoTracker): number {
+  const measured = io.requests.reduce((sum, r) => sum + r.ms, 0);
+  if (measured <= 0) return measuredMs;
+  const assumed = io.requests.reduce((sum, r) => sum + assumedLatencyMs(r.operation), 0);
+  return Math.max(1, measuredMs - io.ioMs + io.ioMs * Math.min(1, assumed / measured));
+}
+
+function round(n: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/** The README's table: one column per workload. */
+export function costTable(results: readonly CostResult[]): string {
+  const lines: string[] = [];
+  const cols = results.map((r) => r.workload);
+  lines.push(`| per task | ${cols.join(" | ")} |`);
+  lines.push(`| --- | ${cols.map(() => "---:").join(" | ")} |`);
+  const row = (label: string, f: (r: CostResult) => string) =>
+    lines.push(`| ${label} | ${results.map(f).join(" | ")} |`);
+  const keys = (f: (r: CostResult) => Readonly<Record<string, unknown>>) =>
+    [...new Set(results.flatMap((r) => Object.keys(f(r))))].sort();
+  row("**DynamoDB WRU** (AWS figure)", (r) => `**${r.wruPerTask}**`);
+  for (const op of keys((r) => r.wruByOperation))
+    row(`  WRU ${op}`, (r) => String(r.wruByOperation[op] ?? 0));
+  for (const t of keys((r) => r.wruByTarget)) row(`  WRU on ${t}`, (r) => String(r.wruByTarget[t] ?? 0));
+  row("DynamoDB WRU as DynamoDB Local reports it", (r) => String(r.reportedWruPerTask));
+  row("**DynamoDB RRU**", (r) => `**${r.rruPerTask}**`);
+  for (const op of keys((r) => r.rruByOperation))
+    row(`  RRU ${op}`, (r) => String(r.rruByOperation[op] ?? 0));
+  row("**SQS requests**", (r) => `**${r.sqsPerTask}**`);
+  for (const op of keys((r) => r.sqsByOperation))
+    row(`  SQS ${op}`, (r) => String(r.sqsByOperation[op] ?? 0));
+  row("**EventBridge events**", (r) => `**${r.eventsPerTask}**`);
+  for (const fn of keys((r) => r.lambda)) {
+    row(`Lambda ${fn} invocations`, (r) => String(r.lambda[fn]?.invocationsPerTask ?? 0));
+    row(`Lambda ${fn} GB-s`, (r) => String(r.lambda[fn]?.gbSecondsPerTask ?? 0));
+  }
+  for (const service of ["dynamodb", "sqs", "eventbridge", "lambda"] as const) {
+    row(`$ per 1M tasks: ${service}`, (r) => r.usdPerMillionByService[service].toFixed(2));
+  }
+  row("**$ per 1M tasks**", (r) => `**${r.usdPerMillion.toFixed(2)}**`);
+  return lines.join("\n");
+}
