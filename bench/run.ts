@@ -3,7 +3,8 @@ import { measureBundles } from "./bundles.ts";
 
 /**
  * `npm run bench`: the performance numbers the README reports. Timing lives here, never in tests.
- * Sections can be picked: `npm run bench -- bundles`.
+ * Sections can be picked: `npm run bench -- bundles` (bundles, cost, throughput); `-- cost --json`
+ * prints the cost as one JSON object for scripts that track it.
  */
 const root = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const args = process.argv.slice(2);
@@ -34,23 +35,6 @@ if (run("cost")) {
     );
     console.log(costTable(results));
   }
-}
-
-if (run("requests")) {
-  const { measureRequestsPerTask } = await import("./requests.ts");
-  const result = await measureRequestsPerTask(200, 10);
-  console.log(
-    `\n## AWS requests per completed task (emulated stack, ${result.tasks} tasks submitted in batches of ${result.batchSize}, API call excluded)\n`,
-  );
-  console.log("| operation | per task |");
-  console.log("| --- | ---: |");
-  for (const [operation, perTask] of Object.entries(result.perTaskByOperation))
-    console.log(`| ${operation} | ${perTask} |`);
-  console.log(`| **total** | **${result.perTask}** |`);
-  const receives = result.snapshot.byOperation["SQS.ReceiveMessage"] ?? 0;
-  console.log(
-    `\n(event source polling, not per task: ${receives} ReceiveMessage calls in ${result.seconds.toFixed(1)} s)`,
-  );
 }
 
 if (run("throughput")) {
