@@ -86,9 +86,11 @@ describe.each([
 
   it("stops cleanly on Ctrl-C (SIGINT)", async () => {
     // npm forwards the signal to the runtime; the whole process group gets it, as from a terminal.
-    const exited = once(child, "exit");
+    // "close", not "exit": npm may exit before the runtime it started has written its last lines;
+    // the pipe closes only once every process holding it (npm, tsx, the runtime) has exited.
+    const closed = once(child, "close");
     process.kill(-(child.pid ?? 0), "SIGINT");
-    const [code] = await exited;
+    const [code] = await closed;
     expect(output).toContain("stopping");
     expect([0, 130, null]).toContain(code);
   });
