@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { buildOpenApiDocument, documentedRoutes } from "#shared/http/openapi";
 
 const committed = JSON.parse(
-  readFileSync(new URL("../../shared/http/openapi.json", import.meta.url), "utf8"),
+  readFileSync(new URL("shared/http/openapi.json", new URL("../../", import.meta.url)), "utf8"),
 ) as Record<string, any>;
 
 describe("the OpenAPI document", () => {
