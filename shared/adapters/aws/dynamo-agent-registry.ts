@@ -144,6 +144,17 @@ export class DynamoAgentRegistry implements AgentRegistry {
     const profiles = (
       await Promise.all(partitions.map(({ index, partition }) => this.queryProfiles(index, partition, query)))
     ).flat();
+    return (await this.withLoads(profiles))
+      .filter(
+        (agent) =>
+          (query.status === undefined || agent.status === query.status) &&
+          (query.capability === undefined || agentHasCapability(agent, query.capability)),
+      )
+      .sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+  }
+
+  /** The agents of these profile items, each with its load item (running task count), read consistently. */
+  private async withLoads(profiles: readonly Record<string, AttributeValue>[]): Promise<AgentInfo[]> {
     const loads = await batchGetAll(
       this.client,
       this.tableName,
@@ -151,14 +162,7 @@ export class DynamoAgentRegistry implements AgentRegistry {
       { ...this.retry, consistentRead: true },
     );
     const loadById = new Map(loads.map((item) => [String(item.pk?.S), item]));
-    return profiles
-      .map((profile) => agentFromItems(profile, loadById.get(String(profile.pk?.S))))
-      .filter(
-        (agent) =>
-          (query.status === undefined || agent.status === query.status) &&
-          (query.capability === undefined || agentHasCapability(agent, query.capability)),
-      )
-      .sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+    return profiles.map((profile) => agentFromItems(profile, loadById.get(String(profile.pk?.S))));
   }
 
   /**
@@ -184,15 +188,7 @@ export class DynamoAgentRegistry implements AgentRegistry {
     const matching = profiles.filter(
       (profile) => query.status === undefined || profile.status?.S === query.status,
     );
-    const taken = matching.slice(0, page.limit);
-    const loads = await batchGetAll(
-      this.client,
-      this.tableName,
-      taken.map((profile) => keyAttributes(AgentKeys.load(String(profile.agentId?.S)))),
-      { ...this.retry, consistentRead: true },
-    );
-    const loadById = new Map(loads.map((item) => [String(item.pk?.S), item]));
-    const items = taken.map((profile) => agentFromItems(profile, loadById.get(String(profile.pk?.S))));
+    const items = await this.withLoads(matching.slice(0, page.limit));
     const nextAfter =
       matching.length > page.limit ? items.at(-1)?.agentId : frontier !== undefined ? frontier : undefined;
     return { items, ...(nextAfter !== undefined ? { nextAfter } : {}) };
