@@ -365,15 +365,7 @@ export class DynamoAgentRegistry implements AgentRegistry {
     const names: Record<string, string> = { "#pk": `${index}pk`, "#sk": `${index}sk` };
     const values: Record<string, unknown> = { ":pk": partition, ":after": AgentKeys.sort(page.after ?? "") };
     const filters: string[] = [];
-    if (query.capability !== undefined) {
-      names["#capabilities"] = "capabilities";
-      names["#tools"] = "supportedTools";
-      names["#intents"] = "supportedIntents";
-      values[":capability"] = query.capability;
-      filters.push(
-        "(contains(#capabilities.#tools, :capability) OR contains(#capabilities.#intents, :capability))",
-      );
-    }
+    addCapabilityFilter(query, names, values, filters);
     const output = await withDynamoRetry("Query", this.retry, () =>
       this.client.send(
         new QueryCommand({
@@ -407,15 +399,7 @@ export class DynamoAgentRegistry implements AgentRegistry {
       values[":status"] = query.status;
       filters.push("#status = :status");
     }
-    if (query.capability !== undefined) {
-      names["#capabilities"] = "capabilities";
-      names["#tools"] = "supportedTools";
-      names["#intents"] = "supportedIntents";
-      values[":capability"] = query.capability;
-      filters.push(
-        "(contains(#capabilities.#tools, :capability) OR contains(#capabilities.#intents, :capability))",
-      );
-    }
+    addCapabilityFilter(query, names, values, filters);
     const items: Record<string, AttributeValue>[] = [];
     let startKey: Record<string, AttributeValue> | undefined;
     do {
@@ -447,4 +431,21 @@ function agentFromItems(
   for (const attribute of KEY_ATTRIBUTES) delete raw[attribute];
   const count = load?.currentTaskCount?.N;
   return { ...raw, currentTaskCount: count === undefined ? 0 : Number(count) } as AgentInfo;
+}
+
+/** A capability matches a supported tool or intent: the filter both listings add to their queries. */
+function addCapabilityFilter(
+  query: AgentQuery,
+  names: Record<string, string>,
+  values: Record<string, unknown>,
+  filters: string[],
+): void {
+  if (query.capability === undefined) return;
+  names["#capabilities"] = "capabilities";
+  names["#tools"] = "supportedTools";
+  names["#intents"] = "supportedIntents";
+  values[":capability"] = query.capability;
+  filters.push(
+    "(contains(#capabilities.#tools, :capability) OR contains(#capabilities.#intents, :capability))",
+  );
 }
