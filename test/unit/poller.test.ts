@@ -182,13 +182,7 @@ describe("startPoller", () => {
     const logger = recordingLogger();
     const { f, poll } = setup(async (input) => input);
     let throttled = 4;
-    const queue: TaskQueue = {
-      ...f.queue,
-      send: (m) => f.queue.send(m),
-      extendLease: (m, s) => f.queue.extendLease(m, s),
-      ack: (m) => f.queue.ack(m),
-      release: (m, s) => f.queue.release(m, s),
-      deadLetter: (m, r) => f.queue.deadLetter(m, r),
+    const queue = withReceive(f.queue, {
       receive: async (name, options) => {
         if (throttled > 0) {
           throttled--;
@@ -196,7 +190,7 @@ describe("startPoller", () => {
         }
         return f.queue.receive(name, options);
       },
-    };
+    });
     const id = await f.submitOne();
 
     poll("p-1", { queue, logger, random: () => 1, backoff: { errorBaseMs: 10, errorMaxMs: 60 } });
@@ -214,19 +208,13 @@ describe("startPoller", () => {
   it("backs off on empty receives that come back before their long poll would have ended", async () => {
     const { f, poll } = setup(async (input) => input);
     let receives = 0;
-    const queue: TaskQueue = {
-      ...f.queue,
-      send: (m) => f.queue.send(m),
-      extendLease: (m, s) => f.queue.extendLease(m, s),
-      ack: (m) => f.queue.ack(m),
-      release: (m, s) => f.queue.release(m, s),
-      deadLetter: (m, r) => f.queue.deadLetter(m, r),
+    const queue = withReceive(f.queue, {
       // An endpoint that ignores the wait: every empty answer comes back at once.
       receive: async () => {
         receives++;
         return [];
       },
-    };
+    });
 
     poll("p-1", { queue, waitSeconds: 1 });
     await sleep(1_500);
@@ -237,3 +225,19 @@ describe("startPoller", () => {
     expect(receives).toBeLessThan(30);
   });
 });
+
+/**
+ * The fixture's queue with `receive` replaced. Its methods are bound here: a spread copies only the
+ * instance's own fields, and the memory queue keeps its messages on `this`.
+ */
+function withReceive(queue: TaskQueue, override: Pick<TaskQueue, "receive">): TaskQueue {
+  return {
+    ...queue,
+    send: (m) => queue.send(m),
+    extendLease: (m, s) => queue.extendLease(m, s),
+    ack: (m) => queue.ack(m),
+    release: (m, s) => queue.release(m, s),
+    deadLetter: (m, r) => queue.deadLetter(m, r),
+    ...override,
+  };
+}
