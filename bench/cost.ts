@@ -1,4 +1,3 @@
-import { meteredInvocation } from "#local/emulated";
 import { type LocalRuntime, startLocalRuntime } from "#local/runtime";
 import type { IoTracker } from "#shared/adapters/aws/request-accounting";
 import type { BusEvent } from "#shared/domain/events";
@@ -64,16 +63,6 @@ export async function measureCost(tasksPerWorkload = 200): Promise<CostResult[]>
   });
   try {
     const published = countPublished(runtime);
-    // The deployed aggregation rule sends every "Task …" event to the aggregator function: time each
-    // call the runtime makes (job tasks) and make the ones the rule would make for the other events.
-    const onTaskEvent = runtime.aggregator.onTaskEvent.bind(runtime.aggregator);
-    const timed = (event: BusEvent) =>
-      meteredInvocation("aggregator", onInvocation, () => onTaskEvent(event));
-    runtime.aggregator.onTaskEvent = timed;
-    runtime.bus.subscribe({ source: ["agentry"], "detail-type": [{ prefix: "Task " }] }, async (event) => {
-      const jobTerminal = TERMINAL.includes(event["detail-type"]) && event.detail.jobId !== undefined;
-      if (!jobTerminal) await timed(event);
-    });
     const finished = new Set<string>();
     const jobsDone = new Set<string>();
     runtime.bus.subscribe({ source: ["agentry"], "detail-type": TERMINAL }, (event) => {
@@ -174,13 +163,17 @@ function price(
   };
 }
 
-/** Counts the events the platform publishes to the bus (on AWS: EventBridge PutEvents entries). */
+/**
+ * Counts the events the platform would publish to EventBridge. The local runtime puts every task
+ * lifecycle event on its in-process bus (free); the deployed stream consumer publishes none by
+ * default (infra/constructs/aggregation.ts, `publishTaskEvents: "none"`), so only the others count.
+ */
 function countPublished(runtime: LocalRuntime): { count(): number; reset(): void } {
   let n = 0;
   const bus = runtime.bus as { publish(events: readonly BusEvent[]): Promise<void> };
   const publish = bus.publish.bind(bus);
   bus.publish = async (events) => {
-    n += events.length;
+    n += events.filter((e) => !e["detail-type"].startsWith("Task ")).length;
     await publish(events);
   };
   return {
@@ -195,7 +188,11 @@ function countPublished(runtime: LocalRuntime): { count(): number; reset(): void
 async function settle(runtime: LocalRuntime): Promise<void> {
   const busy = () => {
     const snapshot = runtime.requests?.snapshot();
-    return (snapshot?.total ?? 0) - (snapshot?.byOperation["SQS.ReceiveMessage(empty)"] ?? 0);
+    // Idle polling (empty long polls, the stream poller's reads) goes on whatever the load.
+    const idle = Object.entries(snapshot?.byOperation ?? {})
+      .filter(([op]) => op === "SQS.ReceiveMessage(empty)" || op.startsWith("DynamoDBStreams."))
+      .reduce((sum, [, n]) => sum + n, 0);
+    return (snapshot?.total ?? 0) - idle;
   };
   let last = -1;
   for (;;) {

@@ -37,7 +37,7 @@ const lambdaHandler = async (): Promise<
 };
 
 /**
- * Runs every minute (EventBridge Scheduler): expired leases, stuck submissions, unpublished events,
- * and agents without a recent heartbeat (marked unavailable).
+ * Runs every minute (EventBridge Scheduler): expired leases, stuck submissions, jobs due or to
+ * reconcile, and agents without a recent heartbeat (marked unavailable).
  */
 export const handler = middy(lambdaHandler).use(injectLambdaContext(logger));

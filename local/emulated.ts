@@ -1,4 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoAgentRegistry } from "#shared/adapters/aws/dynamo-agent-registry";
 import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
@@ -11,13 +12,14 @@ import {
   RequestCounter,
 } from "#shared/adapters/aws/request-accounting";
 import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
+import { createTaskStreamHandler, type TaskChangeProcessor } from "#shared/adapters/aws/task-stream-records";
 import { type PlatformConfig, queuesForCapability } from "#shared/config/platform";
-import type { EventRelay } from "#shared/core/event-relay";
 import type { Logger } from "#shared/ports/logger";
 import { lambdaAgentPresence } from "#shared/worker/agent-presence";
 import { queueNamesFromUrls } from "#shared/worker/aws-lambda";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
 import { createLambdaWorkerHandler } from "#shared/worker/lambda-handler";
+import { type RunningStreamPoller, startStreamPoller } from "./dynamo-stream-poller.ts";
 import { type RunningEmulators, startEmulators } from "./emulators.ts";
 import { type ProvisionedResources, provisionLocalResources } from "./provision.ts";
 import { type RunningEventSource, startSqsEventSource } from "./sqs-event-source.ts";
@@ -49,6 +51,8 @@ export interface EmulatedInfrastructure {
   readonly resources: ProvisionedResources;
   readonly dynamodb: DynamoDBClient;
   readonly sqs: SQSClient;
+  /** DynamoDB Local's Streams API (the task table's stream). */
+  readonly streams: DynamoDBStreamsClient;
   readonly store: DynamoTaskStore;
   readonly queue: SqsTaskQueue;
   readonly registry: DynamoAgentRegistry;
@@ -88,16 +92,23 @@ export async function startEmulatedInfrastructure(
       credentials: CREDENTIALS,
       useQueueUrlAsEndpoint: false,
     });
+    const streams = new DynamoDBStreamsClient({
+      endpoint: emulators.dynamoEndpoint,
+      region: REGION,
+      credentials: CREDENTIALS,
+    });
     const resources = await provisionLocalResources({ dynamodb, sqs, config, prefix: "agentry-local" });
     // Count only the platform's requests, not the provisioning above.
     attachRequestCounter(dynamodb, requests);
     attachRequestCounter(sqs, requests);
     attachCapacityMeter(dynamodb, capacity);
+    attachRequestCounter(streams, requests);
     return {
       emulators,
       resources,
       dynamodb,
       sqs,
+      streams,
       requests,
       capacity,
       store: new DynamoTaskStore({ client: dynamodb, tableName: resources.tableName, shards: config.shards }),
@@ -106,6 +117,7 @@ export async function startEmulatedInfrastructure(
       async stop() {
         dynamodb.destroy();
         sqs.destroy();
+        streams.destroy();
         await emulators.stop();
       },
     };
@@ -123,7 +135,6 @@ export async function startEmulatedLambdaWorkers(
   infra: EmulatedInfrastructure,
   workers: readonly WorkerDefinition[],
   deps: {
-    relay: EventRelay;
     config: PlatformConfig;
     logger: (agentType: string) => Logger;
     /** Told of every handler invocation and its duration (the cost bench's Lambda meter). */
@@ -144,7 +155,6 @@ export async function startEmulatedLambdaWorkers(
     const batchHandler = createLambdaWorkerHandler(worker, {
       store: infra.store,
       queue: infra.queue,
-      relay: deps.relay,
       config: deps.config,
       logger,
       queueNames,
@@ -176,4 +186,23 @@ export async function startEmulatedLambdaWorkers(
     }
   }
   return sources;
+}
+
+/**
+ * Runs the task table's stream consumer the way AWS does: its Lambda handler (the one
+ * functions/aggregator.ts exports), fed by a poller over DynamoDB Local's stream.
+ */
+export async function startEmulatedTaskStream(
+  infra: EmulatedInfrastructure,
+  processor: TaskChangeProcessor,
+  deps: { logger: Logger; onInvocation?: InvocationRecorder },
+): Promise<RunningStreamPoller> {
+  const handler = createTaskStreamHandler(processor);
+  return startStreamPoller({
+    dynamodb: infra.dynamodb,
+    streams: infra.streams,
+    tableName: infra.resources.tableName,
+    logger: deps.logger,
+    handler: (event) => meteredInvocation("aggregator", deps.onInvocation, () => handler(event)),
+  });
 }

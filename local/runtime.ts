@@ -11,7 +11,7 @@ import { assertEveryCapabilityServed, type PlatformConfig } from "#shared/config
 import type { AgentService } from "#shared/core/agents/agent-service";
 import type { AgentLivenessSweeper } from "#shared/core/agents/liveness-sweeper";
 import type { MessagingService } from "#shared/core/agents/messaging-service";
-import { type Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
+import type { Aggregator } from "#shared/core/jobs/aggregator";
 import type { JobService } from "#shared/core/jobs/job-service";
 import type { ReducerDefinition } from "#shared/core/jobs/reducers";
 import { createPlatform, withMaintenance } from "#shared/core/platform";
@@ -35,6 +35,7 @@ import {
   meteredInvocation,
   startEmulatedInfrastructure,
   startEmulatedLambdaWorkers,
+  startEmulatedTaskStream,
 } from "./emulated.ts";
 import { serveApi } from "./http-server.ts";
 import { createConsoleLogger, type LogLevel } from "./logger.ts";
@@ -160,7 +161,8 @@ async function compose(
   infra: EmulatedInfrastructure | undefined,
   azure?: AzureInfrastructure,
 ): Promise<LocalRuntime> {
-  const store: TaskStore = infra?.store ?? new MemoryTaskStore();
+  const memoryStore = infra ? undefined : new MemoryTaskStore();
+  const store: TaskStore = infra?.store ?? (memoryStore as MemoryTaskStore);
   const queue: TaskQueue =
     infra?.queue ?? azure?.queue ?? new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount });
   const bus = new MemoryEventBus({
@@ -182,10 +184,11 @@ async function compose(
       },
       config,
       logger,
-      { reducers: options.reducers ?? [] },
+      // Every lifecycle event goes on the in-process bus, where it costs nothing.
+      { reducers: options.reducers ?? [], taskEvents: "all" },
     ),
   );
-  const { relay, supervisor, sweeper, agents, agentLiveness, messaging, jobs, aggregator } = platform;
+  const { supervisor, sweeper, agents, agentLiveness, messaging, jobs, aggregator, taskStream } = platform;
   // The HTTP server first: if its port is taken, nothing else has started yet. The local dashboard,
   // when there is one, is served next to the API through `serveApi`'s `pages`.
   const app = createApiApp({ routes: apiRoutes(platform), logger });
@@ -207,9 +210,16 @@ async function compose(
     },
   });
 
-  const stopAggregating = bus.subscribe(JOB_TASK_EVENT_PATTERN, async (event) => {
-    await aggregator.onTaskEvent(event);
-  });
+  // What follows a committed task write (ADR 0007): job fan-in, statistics, and lifecycle events, fed
+  // by the memory store's change feed, or by a poller over DynamoDB Local's stream as Lambda's event
+  // source would.
+  const stopChanges = memoryStore?.onChanges((changes) => taskStream.process(changes));
+  const streamPoller = infra
+    ? await startEmulatedTaskStream(infra, taskStream, {
+        logger: scoped(logger, "task-stream"),
+        ...(options.onInvocation ? { onInvocation: options.onInvocation } : {}),
+      })
+    : undefined;
 
   const workers = options.workers ?? registeredWorkers;
   const agentIds = workers.map((worker) => `${worker.agentType}-${randomUUID().slice(0, 8)}`);
@@ -221,7 +231,6 @@ async function compose(
         startPoller(worker, {
           store,
           queue,
-          relay,
           config,
           logger: scoped(logger, worker.agentType),
           agentId: agentIds[index] as string,
@@ -232,7 +241,6 @@ async function compose(
       );
   const eventSources = infra
     ? await startEmulatedLambdaWorkers(infra, workers, {
-        relay,
         config,
         logger: (agentType) => scoped(logger, agentType),
         ...(options.onInvocation ? { onInvocation: options.onInvocation } : {}),
@@ -280,8 +288,10 @@ async function compose(
       await server.close();
       await Promise.all(sweeping.map((loop) => loop.stop()));
       await Promise.all([...pollers, ...eventSources].map((p) => p.stop()));
+      await memoryStore?.idle();
+      stopChanges?.();
+      await streamPoller?.stop();
       await bus.idle();
-      stopAggregating();
       await infra?.stop();
       await azure?.stop();
     },

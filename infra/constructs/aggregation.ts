@@ -1,46 +1,61 @@
 import { Duration, type RemovalPolicy } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
-import { type IEventBus, Match, Rule } from "aws-cdk-lib/aws-events";
-import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
+import type { IEventBus } from "aws-cdk-lib/aws-events";
+import { StartingPosition } from "aws-cdk-lib/aws-lambda";
+import { DynamoEventSource, SqsDlq } from "aws-cdk-lib/aws-lambda-event-sources";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { AgentryFunction, functionEntry } from "./agentry-function.ts";
 import { createDeadLetterQueue } from "./dead-letter-queue.ts";
-import { AGENTRY_EVENT_SOURCE } from "./event-bus.ts";
 import type { TaskQueues } from "./task-queues.ts";
 import { TaskTable } from "./task-table.ts";
 
-/** Every task lifecycle event's detail-type starts with this ("Task Submitted", "Task Completed", …). */
-export const TASK_EVENT_DETAIL_TYPE_PREFIX = "Task ";
+/** Which task lifecycle events the stream consumer publishes to EventBridge (each is a billed event). */
+export type TaskEventPublishing = "all" | "terminal" | "none";
 
 export interface AggregationProps {
-  /** The task table holding jobs and statistics. */
+  /** The task table (with its stream) holding tasks, jobs and statistics. */
   readonly table: ITable;
-  /** The bus carrying lifecycle events; the aggregator also publishes `Job Completed` to it. */
+  /** The bus `Job Completed` (and, per `publishTaskEvents`, task lifecycle events) go to. */
   readonly eventBus: IEventBus;
   /** Every task queue; pipelines submit follow-up tasks from the aggregator. */
   readonly taskQueues: TaskQueues;
   /**
-   * The aggregator's entry file.
+   * The stream consumer's entry file.
    *
    * @default functions/aggregator.ts
    */
   readonly entry?: string;
   /**
-   * How long EventBridge keeps retrying a delivery it could not make before dead-lettering it.
+   * Task lifecycle events published to the bus. Nothing in the stack consumes them (jobs are fed
+   * from the stream directly), and EventBridge bills every event: publish them only for your own
+   * rules.
    *
-   * @default Duration.hours(6)
+   * @default "none"
    */
-  readonly maxEventAge?: Duration;
+  readonly publishTaskEvents?: TaskEventPublishing;
   /**
-   * How many times EventBridge retries a delivery it could not make.
+   * Most stream records per invocation.
+   *
+   * @default 100
+   */
+  readonly batchSize?: number;
+  /**
+   * How long the event source gathers records before invoking (fewer, fuller batches: fewer
+   * invocations and statistics writes, at the price of that much latency for jobs).
+   *
+   * @default Duration.seconds(1)
+   */
+  readonly maxBatchingWindow?: Duration;
+  /**
+   * Retries of a failing batch before its records go to the dead-letter queue.
    *
    * @default 50
    */
   readonly retryAttempts?: number;
   /**
-   * @default Duration.seconds(30)
+   * @default Duration.seconds(60)
    */
   readonly timeout?: Duration;
   /**
@@ -58,53 +73,61 @@ export interface AggregationProps {
 }
 
 /**
- * Aggregation: an EventBridge rule sending every task lifecycle event (`source: agentry`,
- * detail-type `Task …`) to the aggregator function, which advances jobs, keeps statistics and
- * emits `Job Completed`. Events EventBridge cannot deliver and invocations that still fail after
- * Lambda's asynchronous retries both land in one dead-letter queue, ready for redrive (the
- * aggregator is idempotent under duplicates).
+ * Aggregation: the consumer of the task table's DynamoDB Stream (docs/adr/0007-write-path-cost.md).
+ * One Lambda event source, in batches with a batching window, ReportBatchItemFailures (a failed
+ * change and the ones after it are delivered again, nothing before it), bounded retries, then the
+ * failed batch's description to a dead-letter queue. Each batch: job tasks' lifecycle events advance
+ * their jobs, the statistics are applied in one write, and lifecycle events go to EventBridge only
+ * as `publishTaskEvents` says. Batches are not bisected: a batch whose statistics were committed
+ * must come again from its first record for the statistics marker to recognise it.
  *
  * @example
  * const aggregation = new Aggregation(this, "Aggregation", { table: tasks.table, eventBus: bus.eventBus, taskQueues: queues });
  */
 export class Aggregation extends Construct {
   public readonly handler: AgentryFunction;
-  public readonly rule: Rule;
-  /** Lifecycle events that could not be delivered or processed. */
+  /** Descriptions of stream batches that still failed after every retry (for redrive by hand). */
   public readonly deadLetterQueue: Queue;
 
   constructor(scope: Construct, id: string, props: AggregationProps) {
     super(scope, id);
-    const maxEventAge = props.maxEventAge ?? Duration.hours(6);
+    const batchSize = props.batchSize ?? 100;
     const retryAttempts = props.retryAttempts ?? 50;
-    // EventBridge target retry policy bounds.
-    if (maxEventAge.toSeconds() < 60 || maxEventAge.toSeconds() > Duration.hours(24).toSeconds()) {
+    const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(1);
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+      throw new Error(`batchSize must be an integer between 1 and 10000, got ${batchSize}`);
+    }
+    if (!Number.isInteger(retryAttempts) || retryAttempts < 0 || retryAttempts > 10_000) {
+      throw new Error(`retryAttempts must be an integer between 0 and 10000, got ${retryAttempts}`);
+    }
+    if (maxBatchingWindow.toSeconds() > 300) {
       throw new Error(
-        `maxEventAge must be between 1 minute and 24 hours, got ${maxEventAge.toHumanString()}`,
+        `maxBatchingWindow must be at most 5 minutes, got ${maxBatchingWindow.toHumanString()}`,
       );
     }
-    if (!Number.isInteger(retryAttempts) || retryAttempts < 0 || retryAttempts > 185) {
-      throw new Error(`retryAttempts must be an integer between 0 and 185, got ${retryAttempts}`);
+    if (!props.table.tableStreamArn) {
+      throw new Error("the task table has no stream: aggregation consumes its changes");
     }
 
     this.deadLetterQueue = createDeadLetterQueue(this, "DeadLetterQueue");
     this.handler = new AgentryFunction(this, "Handler", {
       entry: props.entry ?? functionEntry("aggregator.ts"),
       serviceName: "aggregator",
-      description: "Agentry aggregation: jobs, statistics, pipelines",
+      description: "Agentry aggregation: the task table's stream to jobs, statistics and events",
       table: props.table,
       eventBus: props.eventBus,
       queueUrls: props.taskQueues.queueUrls(),
       storeShards: props.taskQueues.config.shards,
       platformConfig: props.taskQueues.config,
-      timeout: props.timeout,
+      timeout: props.timeout ?? Duration.seconds(60),
       memorySize: props.memorySize ?? 512,
-      deadLetterQueue: this.deadLetterQueue,
+      environment: { PUBLISH_TASK_EVENTS: props.publishTaskEvents ?? "none" },
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
     });
     const fn = this.handler.function;
-    // No BatchGetItem: the aggregator reads no counters and lists no agents (statistics are the API's).
+    // Reads tasks and jobs; writes jobs, pipeline steps' tasks, cancellations and statistics batches
+    // (TransactWriteItems: PutItem + UpdateItem). No BatchGetItem: it reads no counters.
     TaskTable.grantItemAccess(props.table, fn, [
       "dynamodb:GetItem",
       "dynamodb:PutItem",
@@ -116,20 +139,18 @@ export class Aggregation extends Construct {
     props.taskQueues.grantSendMessages(fn);
     props.eventBus.grantPutEventsTo(fn);
 
-    this.rule = new Rule(this, "LifecycleRule", {
-      description: "Task lifecycle events to the aggregator",
-      eventBus: props.eventBus,
-      eventPattern: {
-        source: [AGENTRY_EVENT_SOURCE],
-        detailType: Match.prefix(TASK_EVENT_DETAIL_TYPE_PREFIX),
-      },
-      targets: [
-        new LambdaFunction(fn, {
-          deadLetterQueue: this.deadLetterQueue,
-          maxEventAge,
-          retryAttempts,
-        }),
-      ],
-    });
+    fn.addEventSource(
+      new DynamoEventSource(props.table, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize,
+        maxBatchingWindow,
+        reportBatchItemFailures: true,
+        bisectBatchOnError: false,
+        retryAttempts,
+        maxRecordAge: Duration.hours(24),
+        onFailure: new SqsDlq(this.deadLetterQueue),
+        parallelizationFactor: 1,
+      }),
+    );
   }
 }

@@ -4,14 +4,32 @@ import {
   BillingMode,
   type ITable,
   ProjectionType,
+  StreamViewType,
   Table,
   TableEncryption,
 } from "aws-cdk-lib/aws-dynamodb";
 import { Grant, type IGrantable } from "aws-cdk-lib/aws-iam";
 import { Construct } from "constructs";
 
-/** The table's global secondary indexes, each keyed `<name>pk` / `<name>sk`. */
-export const TASK_TABLE_INDEXES = ["gsi1", "gsi2"] as const;
+/**
+ * The table's global secondary indexes, each keyed `<name>pk` / `<name>sk`, with their projection:
+ * agents and jobs read whole items from gsi1/gsi2; the task listings (gsi3, all tasks; gsi4, the
+ * unfinished ones, sparse) project keys only, so a task's transitions rewrite no index entry but the
+ * ones they move (docs/adr/0007-write-path-cost.md).
+ */
+export const TASK_TABLE_INDEX_PROJECTIONS = {
+  gsi1: ProjectionType.ALL,
+  gsi2: ProjectionType.ALL,
+  gsi3: ProjectionType.KEYS_ONLY,
+  gsi4: ProjectionType.KEYS_ONLY,
+} as const;
+
+export const TASK_TABLE_INDEXES = Object.keys(TASK_TABLE_INDEX_PROJECTIONS) as readonly (
+  | "gsi1"
+  | "gsi2"
+  | "gsi3"
+  | "gsi4"
+)[];
 
 /** The item-level attribute DynamoDB's TTL reads (epoch seconds). */
 export const TASK_TABLE_TTL_ATTRIBUTE = "expiresAt";
@@ -54,8 +72,9 @@ export interface TaskTableProps {
 
 /**
  * The single DynamoDB table behind the task store and the agent registry: `pk`/`sk` string keys,
- * two overloaded string-keyed GSIs (`gsi1`, `gsi2`, projection ALL), on-demand billing,
- * point-in-time recovery, TTL on `expiresAt` and an AWS-managed KMS key.
+ * four overloaded string-keyed GSIs (`gsi1`, `gsi2` projecting ALL; `gsi3`, `gsi4` keys only),
+ * on-demand billing, point-in-time recovery, TTL on `expiresAt`, an AWS-managed KMS key, and a
+ * stream of new and old images (events, statistics and job fan-in follow from it).
  *
  * Grants go through {@link TaskTable.grantItemAccess}, which names the actions and the exact index
  * ARNs instead of `index/*`.
@@ -67,7 +86,7 @@ export interface TaskTableProps {
 export class TaskTable extends Construct {
   /**
    * Grants item-level actions on any table with the task table's layout: the actions on the table,
-   * and the index-reading actions on the two named indexes only.
+   * and the index-reading actions on the named indexes only.
    *
    * @example
    * TaskTable.grantItemAccess(importedTable, fn, ["dynamodb:Query"]);
@@ -105,6 +124,7 @@ export class TaskTable extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       timeToLiveAttribute: TASK_TABLE_TTL_ATTRIBUTE,
       encryption: TableEncryption.AWS_MANAGED,
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
       deletionProtection,
       removalPolicy,
     });
@@ -113,12 +133,12 @@ export class TaskTable extends Construct {
         indexName: index,
         partitionKey: { name: `${index}pk`, type: AttributeType.STRING },
         sortKey: { name: `${index}sk`, type: AttributeType.STRING },
-        projectionType: ProjectionType.ALL,
+        projectionType: TASK_TABLE_INDEX_PROJECTIONS[index],
       });
     }
   }
 
-  /** Grants item-level actions on this table and, for index reads, on its two indexes. */
+  /** Grants item-level actions on this table and, for index reads, on its indexes. */
   grantItemAccess(grantee: IGrantable, actions: readonly TaskTableAction[]): Grant {
     return TaskTable.grantItemAccess(this.table, grantee, actions);
   }

@@ -1,13 +1,11 @@
 import { type PlatformConfig, queuesForCapability } from "#shared/config/platform";
 import { ValidationError } from "#shared/domain/errors";
-import { DetailType } from "#shared/domain/events";
 import { isTerminal } from "#shared/domain/lifecycle";
 import type { Task, TaskError, TaskStatus } from "#shared/domain/task";
+import { redriveWrite } from "#shared/domain/transitions";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { RedriveDecision, TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
-import type { EventRelay } from "./event-relay.ts";
-import { lifecycleEvent, statusCounters } from "./task-events.ts";
 
 /** A task queue with its optional dead-letter operations (not every adapter has them). */
 export type DeadLetterCapableQueue = TaskQueue &
@@ -22,7 +20,6 @@ export interface DeadLetterServiceDeps {
   readonly store: TaskStore;
   /** A queue that implements the optional dead-letter operations. */
   readonly queue: DeadLetterCapableQueue;
-  readonly relay: EventRelay;
   readonly config: PlatformConfig;
   readonly clock?: Clock;
 }
@@ -76,7 +73,7 @@ export const MAX_REDRIVE_PER_QUEUE = 500;
  * docs/adr/0012-hostile-input-and-recovery.md.
  *
  * @example
- * const dlq = new DeadLetterService({ store, queue, relay, config });
+ * const dlq = new DeadLetterService({ store, queue, config });
  * const [diagnostics] = await dlq.list({ capability: "diagnostics", limit: 10 });
  * await dlq.redrive({ taskIds: diagnostics.items.flatMap((i) => i.taskId ?? []) });
  */
@@ -160,29 +157,10 @@ export class DeadLetterService {
   }
 
   private async reopen(task: Task): Promise<boolean> {
-    const now = this.clock.now().toISOString();
-    const write = {
-      to: "submitted" as const,
-      // A fresh attempt budget on top of the attempts made: the history stays readable.
-      patch: { maxAttempts: task.attempts + task.maxAttempts, updatedAt: now },
-      remove: ["completedAt", "expiresAt", "result", "leaseToken", "leaseExpiresAt"] as (keyof Task)[],
-    };
-    // Not `afterWrite`: the lifecycle table has no edge out of `failed`; a redrive is the one exception.
-    const next = { ...task, ...write.patch, status: write.to, version: task.version + 1 } as Task;
-    for (const field of write.remove) delete next[field];
-    const events = [lifecycleEvent(next, DetailType.TaskRetrying)];
-    const outcome = await this.deps.store.transition({
-      taskId: task.taskId,
-      snapshot: task,
-      from: ["failed"],
-      expectedVersion: task.version,
-      ...write,
-      counters: statusCounters("failed", "submitted"),
-      events,
-    });
-    if (!outcome.ok) return false;
-    await this.deps.relay.publish([{ taskId: task.taskId, version: outcome.task.version, events }]);
-    return true;
+    const write = redriveWrite(task, this.clock.now().toISOString());
+    // Its `Task Retrying` event and statistics follow from the table's stream.
+    const outcome = await this.deps.store.transition({ taskId: task.taskId, ...write });
+    return outcome.ok;
   }
 
   private capabilities(capability: string | undefined): string[] {

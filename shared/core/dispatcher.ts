@@ -2,17 +2,21 @@ import { randomUUID } from "node:crypto";
 import * as z from "zod";
 import type { PlatformConfig } from "#shared/config/platform";
 import { NonRetryableError } from "#shared/domain/errors";
-import { type BusEvent, DetailType } from "#shared/domain/events";
 import { isTerminal } from "#shared/domain/lifecycle";
-import { Counter, type CounterDeltas } from "#shared/domain/statistics";
 import { prepareOutput, type Task, type TaskError, type TaskStatus } from "#shared/domain/task";
+import {
+  claimWrite,
+  extendLeaseWrite,
+  finishWrite,
+  retryWrite,
+  type TaskPatch,
+  type TaskWrite,
+} from "#shared/domain/transitions";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { Logger } from "#shared/ports/logger";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
-import type { TaskPatch, TaskStore, TransitionRequest } from "#shared/ports/task-store";
+import type { TaskStore } from "#shared/ports/task-store";
 import { retryDelaySeconds } from "./backoff.ts";
-import type { CommittedEvents, EventRelay } from "./event-relay.ts";
-import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
 
 /** What a task handler gets besides its input. */
 export interface TaskContext {
@@ -56,7 +60,6 @@ export interface ProcessOptions {
 
 export interface DispatcherDeps {
   readonly store: TaskStore;
-  readonly relay: EventRelay;
   readonly config: PlatformConfig;
   /** The agent id recorded as `workerAgentId` on the tasks this dispatcher runs. */
   readonly agentId: string;
@@ -65,8 +68,6 @@ export interface DispatcherDeps {
   readonly random?: () => number;
   /** How often a running task's record is read to notice a cancel request or a lost lease. */
   readonly cancelCheckIntervalMs?: number;
-  /** Publish events at the end of a batch (`flushEvents`) rather than after each write. */
-  readonly deferEvents?: boolean;
   /**
    * A long-running poller's lease: a claim holds the task (and its message) this long, renewed every
    * third of it while the handler runs, so a crashed worker's task is taken over after at most this,
@@ -100,10 +101,12 @@ class AbortReason extends Error {
 /**
  * The worker runtime's core: claims the task a message points at, runs its handler with an
  * AbortSignal and a timeout, records exactly one outcome with a write guarded by the lease, and says
- * how to settle the message. Duplicate, late and stale deliveries end in a no-op.
+ * how to settle the message. Duplicate, late and stale deliveries end in a no-op. Each step is one
+ * conditional write built by `shared/domain/transitions.ts`; its event and statistics follow from the
+ * committed change (the table's stream), not from here.
  *
  * @example
- * const dispatcher = new Dispatcher({ store, relay, config, agentId, logger }, { echo: async (input) => input });
+ * const dispatcher = new Dispatcher({ store, config, agentId, logger }, { echo: async (input) => input });
  * const settlement = await dispatcher.process(message);
  */
 export class Dispatcher {
@@ -111,7 +114,6 @@ export class Dispatcher {
   private readonly handlers: Readonly<Record<string, TaskHandler>>;
   private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly deferred: CommittedEvents[] = [];
 
   constructor(deps: DispatcherDeps, handlers: Readonly<Record<string, TaskHandler>>) {
     this.deps = deps;
@@ -151,12 +153,6 @@ export class Dispatcher {
       if (!task) return { kind: "ack", reason: "task disappeared" };
     }
     return { kind: "release", delaySeconds: 1 + Math.floor(this.random() * 5), reason: "contended task" };
-  }
-
-  /** Publishes the events of every write since the last flush (with `deferEvents`). */
-  async flushEvents(): Promise<void> {
-    const batch = this.deferred.splice(0);
-    await this.deps.relay.publish(batch);
   }
 
   private async step(
@@ -226,31 +222,13 @@ export class Dispatcher {
   }
 
   private async claim(task: Task, now: Date) {
-    const timeoutSeconds = this.timeoutSeconds(task);
-    const write = {
-      to: "working" as const,
-      patch: {
-        attempts: task.attempts + 1,
-        leaseToken: randomUUID(),
-        leaseExpiresAt: new Date(now.getTime() + this.leaseSeconds(timeoutSeconds) * 1000).toISOString(),
-        workerAgentId: this.deps.agentId,
-        startedAt: task.startedAt ?? now.toISOString(),
-        updatedAt: now.toISOString(),
-      },
-    };
-    const events = [lifecycleEvent(afterWrite(task, write))];
-    const outcome = await this.deps.store.transition({
-      taskId: task.taskId,
-      snapshot: task,
-      from: [task.status],
-      expectedVersion: task.version,
-      ...(task.status === "working" ? { leaseExpiredBefore: now.toISOString() } : {}),
-      ...write,
-      counters: statusCounters(task.status, "working"),
-      events,
+    const write = claimWrite(task, {
+      now: now.toISOString(),
+      leaseToken: randomUUID(),
+      leaseSeconds: this.leaseSeconds(this.timeoutSeconds(task)),
+      agentId: this.deps.agentId,
     });
-    if (outcome.ok) await this.committed(outcome.task, events);
-    return outcome;
+    return this.deps.store.transition({ taskId: task.taskId, ...write });
   }
 
   private async run(task: Task, handler: TaskHandler, options: ProcessOptions): Promise<Settlement> {
@@ -380,7 +358,7 @@ export class Dispatcher {
           task,
           "completed",
           { result: { success: true, output: prepared.output, executionTimeMs } },
-          { leaseToken, executionTimeMs },
+          { leaseToken },
         ),
       );
     }
@@ -407,18 +385,10 @@ export class Dispatcher {
     const retryable = !(error instanceof NonRetryableError);
 
     if (retryable && task.attempts < task.maxAttempts) {
-      const write = {
-        to: "submitted" as const,
-        patch: { error: taskError, updatedAt: this.clock.now().toISOString() },
-        remove: ["leaseToken", "leaseExpiresAt"] as (keyof Task)[],
-      };
-      const retried = await this.leasedWrite(task, leaseToken, (base) => ({
-        ...write,
-        counters: statusCounters("working", "submitted"),
-        events: [lifecycleEvent(afterWrite(base, write), DetailType.TaskRetrying)],
-      }));
+      const retried = await this.leasedWrite(task, leaseToken, (base) =>
+        retryWrite(base, { now: this.clock.now().toISOString(), leaseToken, error: taskError }),
+      );
       if (!retried.ok) return { kind: "ack", reason: "lease lost before the retry was recorded" };
-      await this.committed(retried.task, retried.events);
       // A cancel that arrived while this attempt ran: end the task now rather than retry it.
       if (retried.task.cancelRequested)
         return this.settleFinish(await this.finish(retried.task, "canceled", {}, {}));
@@ -440,7 +410,6 @@ export class Dispatcher {
       { error: taskError, result: { success: false, errorMessage: taskError.message, executionTimeMs } },
       {
         leaseToken,
-        executionTimeMs,
         ...(retryable
           ? { deadLetterReason: `attempts exhausted (${task.attempts}): ${taskError.message}` }
           : {}),
@@ -454,50 +423,25 @@ export class Dispatcher {
     task: Task,
     to: Extract<TaskStatus, "completed" | "failed" | "canceled">,
     fields: TaskPatch,
-    how: { leaseToken?: string; expired?: boolean; executionTimeMs?: number; deadLetterReason?: string },
+    how: { leaseToken?: string; expired?: boolean; deadLetterReason?: string },
   ): Promise<{ settlement: Settlement } | { current: Task | undefined }> {
     const now = this.clock.now().toISOString();
-    const agentId = task.workerAgentId ?? this.deps.agentId;
-    const write = {
-      to,
-      patch: {
-        ...fields,
-        completedAt: now,
-        updatedAt: now,
-        expiresAt: Math.floor(Date.parse(now) / 1000) + this.deps.config.finishedTaskRetentionDays * 86_400,
-      },
-      remove: ["leaseToken", "leaseExpiresAt"] as (keyof Task)[],
-    };
-    const counters: CounterDeltas[] = [statusCounters(task.status, to)];
-    if (task.status === "working") counters.push({ [Counter.agent(agentId)]: 1 });
-    if (how.executionTimeMs !== undefined) {
-      counters.push({ [Counter.execMsTotal]: how.executionTimeMs, [Counter.execCount]: 1 });
-    }
-    const build = (base: Task) => ({
-      ...write,
-      counters: mergeCounters(...counters),
-      events: [lifecycleEvent(afterWrite(base, write))],
-    });
-    let written: { task: Task; events: BusEvent[] };
-    if (how.leaseToken !== undefined) {
-      const outcome = await this.leasedWrite(task, how.leaseToken, build);
-      if (!outcome.ok) return { settlement: { kind: "ack", reason: "lease lost; the result was refused" } };
-      written = outcome;
-    } else {
-      const { events, ...rest } = build(task);
-      const outcome = await this.deps.store.transition({
-        taskId: task.taskId,
-        snapshot: task,
-        from: [task.status],
-        expectedVersion: task.version,
-        ...(how.expired ? { leaseExpiredBefore: now } : {}),
-        ...rest,
-        events,
+    const build = (base: Task, leaseToken?: string) =>
+      finishWrite(base, to, {
+        now,
+        retentionDays: this.deps.config.finishedTaskRetentionDays,
+        fields,
+        ...(leaseToken !== undefined ? { leaseToken } : {}),
+        ...(how.expired ? { expired: true } : {}),
       });
+    if (how.leaseToken !== undefined) {
+      const leaseToken = how.leaseToken;
+      const outcome = await this.leasedWrite(task, leaseToken, (base) => build(base, leaseToken));
+      if (!outcome.ok) return { settlement: { kind: "ack", reason: "lease lost; the result was refused" } };
+    } else {
+      const outcome = await this.deps.store.transition({ taskId: task.taskId, ...build(task) });
       if (!outcome.ok) return { current: outcome.current };
-      written = { task: outcome.task, events };
     }
-    await this.committed(written.task, written.events);
     if (how.deadLetterReason !== undefined) {
       return { settlement: { kind: "dead-letter", reason: how.deadLetterReason } };
     }
@@ -513,23 +457,12 @@ export class Dispatcher {
   private async leasedWrite(
     task: Task,
     leaseToken: string,
-    build: (base: Task) => Pick<TransitionRequest, "to" | "patch" | "remove" | "counters"> & {
-      events: BusEvent[];
-    },
-  ): Promise<{ ok: true; task: Task; events: BusEvent[] } | { ok: false }> {
+    build: (base: Task) => TaskWrite,
+  ): Promise<{ ok: true; task: Task } | { ok: false }> {
     let base = task;
     for (let round = 0; round < LEASED_WRITE_ROUNDS; round++) {
-      const { events, ...write } = build(base);
-      const outcome = await this.deps.store.transition({
-        taskId: base.taskId,
-        snapshot: base,
-        from: ["working"],
-        leaseToken,
-        expectedVersion: base.version,
-        ...write,
-        events,
-      });
-      if (outcome.ok) return { ok: true, task: outcome.task, events };
+      const outcome = await this.deps.store.transition({ taskId: base.taskId, ...build(base) });
+      if (outcome.ok) return { ok: true, task: outcome.task };
       const current = outcome.current;
       if (current?.status !== "working" || current.leaseToken !== leaseToken) return { ok: false };
       base = current;
@@ -542,20 +475,12 @@ export class Dispatcher {
   }
 
   private async extendLease(task: Task, leaseToken: string, leaseSeconds: number): Promise<Task | undefined> {
+    const leaseExpiresAt = new Date(this.clock.now().getTime() + leaseSeconds * 1000).toISOString();
     const outcome = await this.deps.store.transition({
       taskId: task.taskId,
-      snapshot: task,
-      from: ["working"],
-      leaseToken,
-      patch: { leaseExpiresAt: new Date(this.clock.now().getTime() + leaseSeconds * 1000).toISOString() },
+      ...extendLeaseWrite(leaseToken, leaseExpiresAt),
     });
     return outcome.ok ? outcome.task : outcome.current;
-  }
-
-  private async committed(task: Task, events: CommittedEvents["events"]): Promise<void> {
-    const entry: CommittedEvents = { taskId: task.taskId, version: task.version, events };
-    if (this.deps.deferEvents) this.deferred.push(entry);
-    else await this.deps.relay.publish([entry]);
   }
 
   private leaseSeconds(timeoutSeconds: number): number {

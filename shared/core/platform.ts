@@ -1,4 +1,5 @@
 import type { PlatformConfig } from "#shared/config/platform";
+import type { BusEvent } from "#shared/domain/events";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
 import type { EventPublisher, EventSubscriber } from "#shared/ports/event-bus";
 import type { JobStore } from "#shared/ports/job-store";
@@ -10,13 +11,13 @@ import { AgentService } from "./agents/agent-service.ts";
 import { AgentLivenessSweeper } from "./agents/liveness-sweeper.ts";
 import { MessagingService } from "./agents/messaging-service.ts";
 import { canRedrive, DeadLetterService } from "./dead-letters.ts";
-import { EventRelay } from "./event-relay.ts";
 import { Aggregator } from "./jobs/aggregator.ts";
 import { JobService } from "./jobs/job-service.ts";
 import type { JobDeps } from "./jobs/job-steps.ts";
 import { createReducerRegistry, type ReducerDefinition } from "./jobs/reducers.ts";
 import { Supervisor } from "./supervisor.ts";
 import { Sweeper } from "./sweeper.ts";
+import { type TaskEventPublishing, TaskStream } from "./task-stream.ts";
 
 /** The ports the platform is built on: memory adapters locally, AWS adapters on Lambda. */
 export interface PlatformAdapters {
@@ -41,13 +42,20 @@ export const DEPLOYED_REDUCERS: readonly ReducerDefinition[] = [];
 export interface PlatformOptions {
   /** Custom job reducers (`defineReducer`), next to the built-in ones. @default DEPLOYED_REDUCERS */
   readonly reducers?: readonly ReducerDefinition[];
+  /**
+   * Which task lifecycle events the task stream publishes to the bus (on AWS each is a billed
+   * EventBridge event). @default "none" — only what someone consumes (docs/adr/0007-write-path-cost.md)
+   */
+  readonly taskEvents?: TaskEventPublishing;
+  /** Sees every lifecycle event the task stream derives, published or not (metrics). */
+  readonly observeTaskEvents?: (events: readonly BusEvent[]) => void;
 }
 
 /** Every use case of the request path, built once from one set of adapters, one config, one logger. */
 export interface Platform {
   readonly adapters: PlatformAdapters;
   readonly config: PlatformConfig;
-  readonly relay: EventRelay;
+  readonly options: PlatformOptions;
   readonly supervisor: Supervisor;
   readonly agents: AgentService;
   readonly messaging: MessagingService;
@@ -64,6 +72,12 @@ export interface Platform {
 export interface PlatformWithMaintenance extends Platform {
   readonly aggregator: Aggregator;
   readonly sweeper: Sweeper;
+  /**
+   * Everything that follows a committed task write (lifecycle events, statistics, aggregation of job
+   * tasks), fed by the table's change stream: the deployed stream Lambda, the emulated stream poller,
+   * the memory store's change feed.
+   */
+  readonly taskStream: TaskStream;
   readonly agentLiveness: AgentLivenessSweeper;
 }
 
@@ -88,11 +102,10 @@ export function createPlatform(
 ): Platform {
   const { taskStore: store, agentRegistry: registry } = adapters;
   const queue = adapters.taskQueue;
-  const relay = new EventRelay({ store, publisher: adapters.eventPublisher, logger });
   // Routing by preferredAgentId (ADR 0004) applies wherever tasks are submitted: the API and a
   // pipeline's next step alike.
   const agentRouting = new AgentRouter({ registry, logger });
-  const supervisor = new Supervisor({ store, queue, relay, config, logger, agentRouting });
+  const supervisor = new Supervisor({ store, queue, config, logger, agentRouting });
   const jobDeps: JobDeps = {
     jobs: adapters.jobStore,
     tasks: store,
@@ -105,7 +118,7 @@ export function createPlatform(
   return {
     adapters,
     config,
-    relay,
+    options,
     supervisor,
     agents: new AgentService({ registry, store }),
     messaging: new MessagingService({
@@ -118,23 +131,32 @@ export function createPlatform(
     jobs: new JobService(jobDeps),
     ...(queue.depth !== undefined ? { queueDepth: queue.depth.bind(queue) } : {}),
     // Not every adapter has the dead-letter operations yet (Service Bus does not).
-    ...(canRedrive(queue) ? { deadLetters: new DeadLetterService({ store, queue, relay, config }) } : {}),
+    ...(canRedrive(queue) ? { deadLetters: new DeadLetterService({ store, queue, config }) } : {}),
   };
 }
 
 /**
- * Adds what runs beside requests to a platform: the aggregator (fed task events), and the sweeps of
- * tasks, agent liveness and jobs, all on the platform's own adapters, relay and job dependencies.
+ * Adds what runs beside requests to a platform: the aggregator and the task stream that feeds it, and
+ * the sweeps of tasks, agent liveness and jobs, all on the platform's own adapters and job dependencies.
  *
  * @example
  * const { sweeper, agentLiveness, aggregator } = withMaintenance(createPlatform(adapters, config, logger));
  */
 export function withMaintenance(platform: Platform): PlatformWithMaintenance {
-  const { adapters, config, relay } = platform;
+  const { adapters, config, options } = platform;
+  const aggregator = new Aggregator(platform.jobDeps);
   return {
     ...platform,
-    aggregator: new Aggregator(platform.jobDeps),
-    sweeper: new Sweeper({ store: adapters.taskStore, queue: adapters.taskQueue, relay, config }),
+    aggregator,
+    sweeper: new Sweeper({ store: adapters.taskStore, queue: adapters.taskQueue, config }),
+    taskStream: new TaskStream({
+      store: adapters.taskStore,
+      publisher: adapters.eventPublisher,
+      publish: options.taskEvents ?? "none",
+      jobs: aggregator,
+      logger: platform.jobDeps.logger,
+      ...(options.observeTaskEvents !== undefined ? { observe: options.observeTaskEvents } : {}),
+    }),
     agentLiveness: new AgentLivenessSweeper({ registry: adapters.agentRegistry, config }),
   };
 }

@@ -10,7 +10,7 @@ import {
 } from "#shared/domain/errors";
 import { findJsonProblem } from "#shared/domain/json";
 import { isTerminal } from "#shared/domain/lifecycle";
-import { Counter, type SupervisorStatistics, statisticsFromCounters } from "#shared/domain/statistics";
+import { type SupervisorStatistics, statisticsFromCounters } from "#shared/domain/statistics";
 import {
   jsonByteLength,
   MAX_BATCH_SIZE,
@@ -20,19 +20,17 @@ import {
   type TaskInput,
   type TaskStatus,
 } from "#shared/domain/task";
+import { cancelWrite, requestCancelWrite, retentionExpiry } from "#shared/domain/transitions";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { Logger } from "#shared/ports/logger";
 import type { TaskQueue } from "#shared/ports/task-queue";
 import type { ListTasksQuery, TaskPage, TaskStore } from "#shared/ports/task-store";
 import type { AgentRouting } from "./agents/agent-router.ts";
-import type { CommittedEvents, EventRelay } from "./event-relay.ts";
 import { routeTask } from "./routing.ts";
-import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
 
 export interface SupervisorDeps {
   readonly store: TaskStore;
   readonly queue: TaskQueue;
-  readonly relay: EventRelay;
   readonly config: PlatformConfig;
   readonly clock?: Clock;
   readonly newId?: () => string;
@@ -56,7 +54,7 @@ const MAX_LIST_LIMIT = 100;
  * enqueued, and a task whose enqueue failed is enqueued again by the sweeper.
  *
  * @example
- * const supervisor = new Supervisor({ store, queue, relay, config });
+ * const supervisor = new Supervisor({ store, queue, config });
  * const [accepted] = await supervisor.submit([{ taskType: "echo", input: { value: 1 } }]);
  */
 export class Supervisor {
@@ -82,22 +80,11 @@ export class Supervisor {
     );
 
     await this.refuseConflictingKeys(drafts);
-    const settled = await Promise.allSettled(
-      drafts.map((task) =>
-        this.deps.store.create({
-          task,
-          counters: mergeCounters(
-            { [Counter.submitted]: 1, [Counter.type(task.taskType)]: 1 },
-            statusCounters(undefined, task.status),
-          ),
-          events: [lifecycleEvent(task)],
-        }),
-      ),
-    );
+    const settled = await Promise.allSettled(drafts.map((task) => this.deps.store.create({ task })));
     const outcomes = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
 
-    // Whatever this request created is enqueued and announced even if a sibling failed or conflicted:
-    // an accepted task is never left waiting for the sweeper. (A retry of the same request with the
+    // Whatever this request created is enqueued even if a sibling failed or conflicted: an accepted
+    // task is never left waiting for the sweeper. (Its `Task Submitted` follows from the stream.) (A retry of the same request with the
     // same idempotency keys returns those tasks.)
     const created = outcomes.filter((o) => o.created).map((o) => o.task);
     const submitted = created.filter((t) => t.status === "submitted");
@@ -107,11 +94,6 @@ export class Supervisor {
       (await this.deps.agentRouting?.inboxesFor(submitted).catch(() => undefined)) ??
       new Map<string, string>();
     await this.enqueue(submitted, inboxes);
-    await this.deps.relay.publish(
-      created.map(
-        (t): CommittedEvents => ({ taskId: t.taskId, version: t.version, events: [lifecycleEvent(t)] }),
-      ),
-    );
 
     const failure = settled.find((r) => r.status === "rejected");
     if (failure) throw failure.reason;
@@ -149,36 +131,13 @@ export class Supervisor {
       const task = await this.get(taskId);
       if (isTerminal(task.status)) throw new AlreadyTerminalError(taskId, task.status);
       const now = this.clock.now().toISOString();
-      if (task.status === "working") {
-        if (task.cancelRequested) return task;
-        const outcome = await this.deps.store.transition({
-          taskId,
-          snapshot: task,
-          from: ["working"],
-          expectedVersion: task.version,
-          patch: { cancelRequested: true, updatedAt: now },
-        });
-        if (outcome.ok) return outcome.task;
-        continue;
-      }
-      const write = {
-        to: "canceled" as const,
-        patch: { cancelRequested: true, updatedAt: now, completedAt: now, expiresAt: this.expiresAt() },
-      };
-      const events = [lifecycleEvent(afterWrite(task, write))];
-      const outcome = await this.deps.store.transition({
-        taskId,
-        snapshot: task,
-        from: [task.status],
-        expectedVersion: task.version,
-        ...write,
-        counters: statusCounters(task.status, "canceled"),
-        events,
-      });
-      if (outcome.ok) {
-        await this.deps.relay.publish([{ taskId, version: outcome.task.version, events }]);
-        return outcome.task;
-      }
+      const write =
+        task.status === "working"
+          ? requestCancelWrite(task, now)
+          : cancelWrite(task, now, this.deps.config.finishedTaskRetentionDays);
+      if (task.status === "working" && task.cancelRequested) return task;
+      const outcome = await this.deps.store.transition({ taskId, ...write });
+      if (outcome.ok) return outcome.task;
     }
     // Five lost races in a row means the task is changing fast; the caller may simply retry.
     throw new ConcurrentUpdateError(`task ${taskId} changed while it was being canceled; try again`);
@@ -349,9 +308,7 @@ export class Supervisor {
   }
 
   private expiresAt(): number {
-    return (
-      Math.floor(this.clock.now().getTime() / 1000) + this.deps.config.finishedTaskRetentionDays * 86_400
-    );
+    return retentionExpiry(this.clock.now().toISOString(), this.deps.config.finishedTaskRetentionDays);
   }
 }
 

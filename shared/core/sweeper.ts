@@ -1,16 +1,12 @@
 import type { PlatformConfig } from "#shared/config/platform";
 import { queuesForCapability } from "#shared/config/platform";
-import { DetailType } from "#shared/domain/events";
-import { Counter } from "#shared/domain/statistics";
 import type { Task } from "#shared/domain/task";
+import { expiredLeaseWrite, touchWrite } from "#shared/domain/transitions";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import type { TaskQueue } from "#shared/ports/task-queue";
 import type { ListTasksQuery, TaskStore } from "#shared/ports/task-store";
-import type { EventRelay } from "./event-relay.ts";
-import { afterWrite, lifecycleEvent, mergeCounters, statusCounters } from "./task-events.ts";
 
 export interface SweepReport {
-  readonly republishedEntries: number;
   readonly expiredLeases: number;
   readonly reenqueued: number;
 }
@@ -18,11 +14,8 @@ export interface SweepReport {
 export interface SweeperDeps {
   readonly store: TaskStore;
   readonly queue: TaskQueue;
-  readonly relay: EventRelay;
   readonly config: PlatformConfig;
   readonly clock?: Clock;
-  /** Outbox entries younger than this are left to the writer that created them. */
-  readonly outboxGraceSeconds?: number;
   /** Tasks per listing page. @default 100 */
   readonly pageSize?: number;
   /** Most listing pages per status per sweep. @default 50 */
@@ -32,11 +25,12 @@ export interface SweeperDeps {
 /**
  * Closes the loops events cannot: tasks whose worker's lease expired go back to the queue (or fail
  * with `timeout` on their last attempt, or end `canceled` if a cancel was asked for), tasks stuck in
- * `submitted` are enqueued again, and committed events that were never published are published.
- * Every write is conditional, so a sweep racing a worker or another sweep changes nothing twice.
+ * `submitted` are enqueued again. Every write is conditional, so a sweep racing a worker or another
+ * sweep changes nothing twice. (Events and statistics need no sweep: they follow from the table's
+ * stream, which retries; jobs are reconciled against their tasks by the aggregator's due-job sweep.)
  *
  * @example
- * const report = await new Sweeper({ store, queue, relay, config }).sweep();
+ * const report = await new Sweeper({ store, queue, config }).sweep();
  */
 export class Sweeper {
   private readonly deps: SweeperDeps;
@@ -51,11 +45,7 @@ export class Sweeper {
     const now = this.clock.now();
     const expiredLeases = await this.recoverExpiredLeases(now);
     const reenqueued = await this.reenqueueStuck(now);
-    const grace = (this.deps.outboxGraceSeconds ?? 30) * 1000;
-    const republishedEntries = await this.deps.relay.republishPending(
-      new Date(now.getTime() - grace).toISOString(),
-    );
-    return { republishedEntries, expiredLeases, reenqueued };
+    return { expiredLeases, reenqueued };
   }
 
   private async recoverExpiredLeases(now: Date): Promise<number> {
@@ -70,50 +60,9 @@ export class Sweeper {
   }
 
   private async recover(task: Task, now: string): Promise<boolean> {
-    const retention =
-      Math.floor(Date.parse(now) / 1000) + this.deps.config.finishedTaskRetentionDays * 86_400;
-    const agentCounter = task.workerAgentId ? { [Counter.agent(task.workerAgentId)]: 1 } : {};
-    const write = task.cancelRequested
-      ? {
-          to: "canceled" as const,
-          patch: { updatedAt: now, completedAt: now, expiresAt: retention },
-          counters: agentCounter,
-        }
-      : task.attempts >= task.maxAttempts
-        ? {
-            to: "failed" as const,
-            patch: {
-              updatedAt: now,
-              completedAt: now,
-              expiresAt: retention,
-              error: { code: "timeout", message: `lease expired on the last attempt (${task.attempts})` },
-            },
-            counters: agentCounter,
-          }
-        : { to: "submitted" as const, patch: { updatedAt: now }, counters: {} };
-    const change = {
-      to: write.to,
-      patch: write.patch,
-      remove: ["leaseToken", "leaseExpiresAt"] as (keyof Task)[],
-    };
-    const events = [
-      lifecycleEvent(
-        afterWrite(task, change),
-        write.to === "submitted" ? DetailType.TaskRetrying : undefined,
-      ),
-    ];
-    const outcome = await this.deps.store.transition({
-      taskId: task.taskId,
-      snapshot: task,
-      from: ["working"],
-      expectedVersion: task.version,
-      leaseExpiredBefore: now,
-      ...change,
-      counters: mergeCounters(statusCounters("working", write.to), write.counters),
-      events,
-    });
+    const write = expiredLeaseWrite(task, now, this.deps.config.finishedTaskRetentionDays);
+    const outcome = await this.deps.store.transition({ taskId: task.taskId, ...write });
     if (!outcome.ok) return false;
-    await this.deps.relay.publish([{ taskId: task.taskId, version: outcome.task.version, events }]);
     if (write.to === "submitted") await this.enqueue([outcome.task]);
     return true;
   }
@@ -126,10 +75,7 @@ export class Sweeper {
       // Touch first, so a second sweeper racing this one does not enqueue the task again.
       const outcome = await this.deps.store.transition({
         taskId: task.taskId,
-        snapshot: task,
-        from: ["submitted"],
-        expectedVersion: task.version,
-        patch: { updatedAt: now.toISOString() },
+        ...touchWrite(task, now.toISOString()),
       });
       if (outcome.ok) touched.push(outcome.task);
     }

@@ -1,16 +1,11 @@
-import type { BusEvent } from "#shared/domain/events";
 import type { CounterDeltas } from "#shared/domain/statistics";
-import type { Task, TaskStatus } from "#shared/domain/task";
+import type { Task } from "#shared/domain/task";
+import type { TaskWrite } from "#shared/domain/transitions";
 
-/** Fields a transition may set; `undefined` values are ignored, names in `remove` are deleted. */
-export type TaskPatch = Partial<Omit<Task, "taskId" | "version" | "createdAt">>;
+export type { TaskPatch } from "#shared/domain/transitions";
 
 export interface CreateTaskRequest {
   readonly task: Task;
-  /** Counter deltas applied atomically with the write (statistics). */
-  readonly counters: CounterDeltas;
-  /** Events stored in the outbox atomically with the write, published afterwards. */
-  readonly events: readonly BusEvent[];
 }
 
 export type CreateTaskOutcome =
@@ -18,29 +13,12 @@ export type CreateTaskOutcome =
   /** The idempotency key was used before: this is the task it created. Nothing was written. */
   | { readonly created: false; readonly task: Task };
 
-export interface TransitionRequest {
+/**
+ * One conditional write of one task (built by `shared/domain/transitions.ts`). Events and statistics
+ * are not part of it: they are derived from the committed change (the table's stream).
+ */
+export interface TransitionRequest extends TaskWrite {
   readonly taskId: string;
-  /** The write happens only if the task's current status is one of these. */
-  readonly from: readonly TaskStatus[];
-  /** The new status; omit to change fields without changing status. */
-  readonly to?: TaskStatus;
-  /** Optimistic concurrency: the write happens only if the stored version equals this. */
-  readonly expectedVersion?: number;
-  /** The write happens only if the stored lease token equals this (the worker that holds the task). */
-  readonly leaseToken?: string;
-  /** The write happens only if the stored lease expired before this ISO time (re-claiming a task). */
-  readonly leaseExpiredBefore?: string;
-  readonly patch: TaskPatch;
-  /**
-   * The task as the caller last read it from this store. An adapter may use it instead of reading
-   * the item first (one request less per transition); it must still condition the write on the
-   * snapshot's version, and on a mismatch decide again on the stored item.
-   */
-  readonly snapshot?: Task;
-  /** Attribute names to delete. */
-  readonly remove?: readonly (keyof Task)[];
-  readonly counters?: CounterDeltas;
-  readonly events?: readonly BusEvent[];
 }
 
 export type TransitionOutcome =
@@ -49,7 +27,7 @@ export type TransitionOutcome =
   | { readonly ok: false; readonly current: Task | undefined };
 
 export interface ListTasksQuery {
-  readonly status?: TaskStatus;
+  readonly status?: Task["status"];
   readonly taskType?: string;
   /** Only tasks last updated before this ISO time. */
   readonly updatedBefore?: string;
@@ -79,31 +57,35 @@ export function isTaskListingPosition(key: string): boolean {
 }
 
 /**
- * Events that were committed with a write and not yet confirmed as published. The entry id is
- * `<taskId>#<version>`, with the version the write produced, so the writer knows it without a read.
+ * A committed write as the change stream reports it: the task before and after. `id` names the change
+ * (`<taskId>#<version>`, or `<taskId>#<version>#removed` for a deletion), so a redelivered change is
+ * recognised.
  */
-export function outboxEntryId(taskId: string, version: number): string {
-  return `${taskId}#${version}`;
+export interface TaskChange {
+  readonly id: string;
+  readonly before?: Task;
+  readonly after?: Task;
 }
 
-export interface OutboxEntry {
+export function taskChangeId(before: Task | undefined, after: Task | undefined): string {
+  if (after) return `${after.taskId}#${after.version}`;
+  return `${before?.taskId ?? "?"}#${before?.version ?? 0}#removed`;
+}
+
+/** The statistics deltas of one change, to be applied once. */
+export interface CountedChange {
   readonly id: string;
-  readonly createdAt: string;
-  readonly events: readonly BusEvent[];
+  readonly deltas: CounterDeltas;
 }
 
 /**
- * Durable task records. Every status change is one conditional write that also applies counter
- * deltas and stores the events to publish (a transactional outbox), so a crash between the write
- * and the publish loses nothing.
+ * Durable task records. Every write is one conditional write of one task item; statistics are
+ * applied afterwards from the change stream (`applyCounters`), exactly once per change.
  *
- * Every successful write increments `version` by one and sets `updatedAt` from the patch.
+ * Every successful write increments `version` by one.
  *
  * @example
- * const outcome = await store.transition({
- *   taskId, from: ["submitted"], to: "working", expectedVersion: task.version,
- *   patch: { attempts: task.attempts + 1, leaseToken, leaseExpiresAt, updatedAt: now },
- * });
+ * const outcome = await store.transition({ taskId, ...claimWrite(task, { now, leaseToken, leaseSeconds, agentId }) });
  * if (!outcome.ok) return; // somebody else won the race; outcome.current says who
  */
 export interface TaskStore {
@@ -115,10 +97,12 @@ export interface TaskStore {
   /** Newest first (createdAt, then taskId, descending); every task appears on exactly one page. */
   list(query: ListTasksQuery): Promise<TaskPage>;
   transition(request: TransitionRequest): Promise<TransitionOutcome>;
+  /**
+   * Adds the deltas of consecutive changes of one stream partition, in stream order. A delivery that
+   * starts again at the first change of an earlier call counts only what that call did not; every
+   * change is counted once.
+   */
+  applyCounters(changes: readonly CountedChange[]): Promise<void>;
   /** The sum of all counter deltas ever applied. */
   readCounters(): Promise<Record<string, number>>;
-  /** Outbox entries created before `olderThan` (ISO), oldest first. */
-  pendingEvents(olderThan: string, limit: number): Promise<readonly OutboxEntry[]>;
-  /** Deletes outbox entries once their events were published. Unknown ids are ignored. */
-  clearEvents(ids: readonly string[]): Promise<void>;
 }

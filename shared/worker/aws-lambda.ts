@@ -3,9 +3,7 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { type AwsAdapters, createAwsAdapters } from "#shared/adapters/aws/clients";
-import { EmfMetrics } from "#shared/adapters/aws/emf-metrics";
 import { loadPlatformConfig, type PlatformConfig } from "#shared/config/platform";
-import { createPlatform } from "#shared/core/platform";
 import { lambdaAgentPresence } from "./agent-presence.ts";
 import type { WorkerDefinition } from "./define-worker.ts";
 import { createLambdaWorkerHandler } from "./lambda-handler.ts";
@@ -36,14 +34,8 @@ export function lambdaWorker(
   const adapters = options.adapters ?? createAwsAdapters();
   const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? worker.agentType });
   const config = options.config ?? loadPlatformConfig();
-  // Tasks completed, failed and retried, and their durations, per capability and task type (EMF).
-  const metrics = new EmfMetrics();
-  // The worker uses the relay of the one composition root; the rest of the platform is never called here.
-  const { relay } = createPlatform(
-    { ...adapters, eventPublisher: metrics.counting(adapters.eventPublisher) },
-    config,
-    logger,
-  );
+  // No events and no metrics here: a worker's writes reach the task table's stream, whose consumer
+  // (functions/aggregator.ts) publishes and counts them (docs/adr/0007-write-path-cost.md).
   // One registry entry per agent type: every container of the function is the same agent.
   const presence = lambdaAgentPresence(worker, {
     registry: adapters.agentRegistry,
@@ -55,7 +47,6 @@ export function lambdaWorker(
   const batchHandler = createLambdaWorkerHandler(worker, {
     store: adapters.taskStore,
     queue: adapters.taskQueue,
-    relay,
     config,
     logger,
     queueNames: queueNamesFromUrls(adapters.environment.QUEUE_URLS),
@@ -64,10 +55,6 @@ export function lambdaWorker(
   return middy<SQSEvent, SQSBatchResponse>(async (event: SQSEvent, context: Context) => {
     // Registration and heartbeats are best effort (touch() never throws): tasks run regardless.
     await presence.touch();
-    try {
-      return await batchHandler(event, context);
-    } finally {
-      metrics.flush();
-    }
+    return batchHandler(event, context);
   }).use(injectLambdaContext(logger));
 }

@@ -6,7 +6,6 @@ import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
 import * as z from "zod";
 import { type AwsAdapters, ConfigurationError, createAwsAdapters } from "#shared/adapters/aws/clients";
 import { loadPlatformConfig, type PlatformConfig, pollerLeaseSeconds } from "#shared/config/platform";
-import { createPlatform } from "#shared/core/platform";
 import type { Logger } from "#shared/ports/logger";
 import { defineWorker, type WorkerDefinition } from "./define-worker.ts";
 import { type PollerHealth, type RunningPoller, startPoller } from "./poller.ts";
@@ -119,8 +118,6 @@ export async function startContainerWorker(
   const poller = startPoller(defineWorker({ ...worker, capabilities }), {
     store: adapters.taskStore,
     queue: adapters.taskQueue,
-    // The composition root's relay, wired exactly as every Lambda entry's.
-    relay: createPlatform(adapters, config, logger).relay,
     config,
     logger,
     agentId,

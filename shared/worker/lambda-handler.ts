@@ -1,22 +1,16 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { PlatformConfig } from "#shared/config/platform";
 import { forEachLimited } from "#shared/core/concurrency";
 import { Dispatcher } from "#shared/core/dispatcher";
-import type { EventRelay } from "#shared/core/event-relay";
 import type { Logger } from "#shared/ports/logger";
 import type { ReceivedTaskMessage, TaskQueue } from "#shared/ports/task-queue";
 import type { TaskStore } from "#shared/ports/task-store";
 import type { WorkerDefinition } from "./define-worker.ts";
 import { sendRetry } from "./settle.ts";
 
-/** How long a finished record's events wait for batch-mates' before they are published together. */
-const EVENT_FLUSH_WINDOW_MS = 50;
-
 export interface LambdaWorkerDeps {
   readonly store: TaskStore;
   readonly queue: TaskQueue;
-  readonly relay: EventRelay;
   readonly config: PlatformConfig;
   readonly logger: Logger;
   /** Physical queue name (last segment of the queue ARN) → logical queue name. */
@@ -39,29 +33,11 @@ export function createLambdaWorkerHandler(
 ): (event: SQSEvent, context?: Pick<Context, "getRemainingTimeInMillis">) => Promise<SQSBatchResponse> {
   const agentId = deps.agentId ?? `lambda:${worker.agentType}`;
   return async (event, context) => {
-    // One dispatcher per invocation. A record's events are published within EVENT_FLUSH_WINDOW_MS of
-    // the record being done, together with those of batch-mates done in the same window (one PutEvents
-    // and one outbox clear for them all), never held back for the slowest record: jobs decide on them
-    // (first, quorum, deadline, fail-fast).
+    // One dispatcher per invocation. Its writes' events follow from the table's stream.
     const dispatcher = new Dispatcher(
-      {
-        store: deps.store,
-        relay: deps.relay,
-        config: deps.config,
-        agentId,
-        logger: deps.logger,
-        deferEvents: true,
-      },
+      { store: deps.store, config: deps.config, agentId, logger: deps.logger },
       worker.handlers,
     );
-    let scheduledFlush: Promise<void> | undefined;
-    const flushSoon = (): Promise<void> => {
-      scheduledFlush ??= sleep(EVENT_FLUSH_WINDOW_MS).then(() => {
-        scheduledFlush = undefined;
-        return dispatcher.flushEvents();
-      });
-      return scheduledFlush;
-    };
     const deadlineMs = context ? Date.now() + context.getRemainingTimeInMillis() : undefined;
     const failures: string[] = [];
     await forEachLimited(event.Records, worker.maxConcurrentTasks, async (record) => {
@@ -88,8 +64,6 @@ export function createLambdaWorkerHandler(
           error,
         });
         failures.push(record.messageId);
-      } finally {
-        await flushSoon();
       }
     });
     return {

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { PlatformConfig } from "#shared/config/platform";
 import { queuesForCapability } from "#shared/config/platform";
 import { Dispatcher, type DispatcherDeps } from "#shared/core/dispatcher";
-import type { EventRelay } from "#shared/core/event-relay";
 import { agentInboxQueue } from "#shared/core/routing";
 import { ValidationError } from "#shared/domain/errors";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
@@ -17,7 +16,6 @@ import { settleMessage } from "./settle.ts";
 export interface PollerOptions {
   readonly store: TaskStore;
   readonly queue: TaskQueue;
-  readonly relay: EventRelay;
   readonly config: PlatformConfig;
   readonly logger: Logger;
   /** Unique per running instance. */
@@ -106,7 +104,7 @@ export interface RunningPoller {
  * (`runContainerWorker`).
  *
  * @example
- * const poller = startPoller(diagnosticsWorker, { store, queue, relay, config, logger, agentId: "diag-1" });
+ * const poller = startPoller(diagnosticsWorker, { store, queue, config, logger, agentId: "diag-1" });
  * // later: let running tasks finish for up to 25 s, release the rest
  * await poller.stop({ drainMs: 25_000 });
  */
@@ -131,7 +129,6 @@ export function startPoller(worker: WorkerDefinition, options: PollerOptions): R
   const dispatcher = new Dispatcher(
     {
       store: options.store,
-      relay: options.relay,
       config: options.config,
       agentId: options.agentId,
       logger: options.logger,

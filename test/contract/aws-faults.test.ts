@@ -1,6 +1,5 @@
 import {
   BatchGetItemCommand,
-  BatchWriteItemCommand,
   ConditionalCheckFailedException,
   DynamoDBClient,
   GetItemCommand,
@@ -10,7 +9,6 @@ import {
   TransactionConflictException,
   TransactWriteItemsCommand,
   UpdateItemCommand,
-  type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
@@ -30,7 +28,7 @@ import { TaskKeys } from "#shared/adapters/aws/table-schema";
 import { DependencyError } from "#shared/domain/errors";
 import type { BusEvent } from "#shared/domain/events";
 import type { Task } from "#shared/domain/task";
-import { createTestTable, localDynamoClient, readItem } from "#test/support/aws";
+import { createTestTable, localDynamoClient } from "#test/support/aws";
 import { buildTask } from "#test/support/tasks";
 
 /**
@@ -73,34 +71,47 @@ const claimRequest = (task: Task) => ({
   to: "working" as const,
   expectedVersion: task.version,
   patch: { leaseToken: "lease-1", updatedAt: "2030-01-01T00:00:01.000Z" },
-  counters: { "status:submitted": -1, "status:working": 1 },
 });
 
 describe("F9: DynamoDB transaction conflicts and throttling", () => {
-  it("retries a transition through conflicts and throttling, resending the same request and token", async () => {
+  it("retries a transition through throttling, resending the same single conditional update", async () => {
     const { mock, store } = mockedStore();
     const task = newTask();
-    mock.on(GetItemCommand).resolves({ Item: storedItem(task) });
-    mock.on(TransactWriteItemsCommand).rejectsOnce(conflict()).rejectsOnce(throttled()).resolves({});
+    const updated: Task = {
+      ...task,
+      status: "working",
+      version: 2,
+      leaseToken: "lease-1",
+      updatedAt: "2030-01-01T00:00:01.000Z",
+    };
+    mock
+      .on(UpdateItemCommand)
+      .rejectsOnce(throttled())
+      .rejectsOnce(throttled())
+      .resolves({ Attributes: storedItem(updated) });
 
     const outcome = await store.transition(claimRequest(task));
 
+    const calls = mock.commandCalls(UpdateItemCommand).map((call) => call.args[0].input);
+    expect(outcome).toEqual({ ok: true, task: updated });
+    expect(calls).toHaveLength(3);
+    expect(calls[1]).toEqual(calls[0]);
+    expect(calls[2]).toEqual(calls[0]);
+    expect(mock.commandCalls(GetItemCommand)).toHaveLength(0);
+    expect(mock.commandCalls(TransactWriteItemsCommand)).toHaveLength(0);
+  });
+
+  it("retries a statistics batch through conflicts with the same token", async () => {
+    const { mock, store } = mockedStore();
+    mock.on(TransactWriteItemsCommand).rejectsOnce(conflict()).rejectsOnce(throttled()).resolves({});
+
+    await store.applyCounters([{ id: "task-1#2", deltas: { "status:working": 1 } }]);
+
     const calls = mock.commandCalls(TransactWriteItemsCommand).map((call) => call.args[0].input);
-    expect(outcome).toEqual({
-      ok: true,
-      task: {
-        ...task,
-        status: "working",
-        version: 2,
-        leaseToken: "lease-1",
-        updatedAt: "2030-01-01T00:00:01.000Z",
-      },
-    });
     expect(calls).toHaveLength(3);
     expect(calls[0]?.ClientRequestToken).toEqual(expect.any(String));
     expect(calls[1]).toEqual(calls[0]);
     expect(calls[2]).toEqual(calls[0]);
-    expect(mock.commandCalls(GetItemCommand)).toHaveLength(1);
   });
 
   it("retries a create through a conflict with the same token", async () => {
@@ -108,7 +119,7 @@ describe("F9: DynamoDB transaction conflicts and throttling", () => {
     const task = newTask({ idempotencyKey: "key-1" });
     mock.on(TransactWriteItemsCommand).rejectsOnce(conflict()).resolves({});
 
-    const outcome = await store.create({ task, counters: { submitted: 1 }, events: [] });
+    const outcome = await store.create({ task });
 
     const calls = mock.commandCalls(TransactWriteItemsCommand).map((call) => call.args[0].input);
     expect(outcome).toEqual({ created: true, task });
@@ -137,27 +148,33 @@ describe("F9: DynamoDB transaction conflicts and throttling", () => {
     expect(mock.commandCalls(UpdateItemCommand)).toHaveLength(2);
   });
 
-  it("does not retry a failed condition and returns the item it saw, without another read", async () => {
+  it("does not retry a statistics batch whose marker exists, and counts only what the marker did not", async () => {
     const { mock, store } = mockedStore();
-    const task = newTask();
-    const canceled = { ...task, status: "canceled" as const, version: 2 };
-    mock.on(GetItemCommand).resolves({ Item: storedItem(task) });
-    mock.on(TransactWriteItemsCommand).rejects(
-      new TransactionCanceledException({
-        ...meta,
-        message: "Transaction cancelled [ConditionalCheckFailed, None]",
-        CancellationReasons: [
-          { Code: "ConditionalCheckFailed", Item: storedItem(canceled) },
-          { Code: "None" },
-        ],
-      }),
-    );
+    mock
+      .on(TransactWriteItemsCommand)
+      .rejectsOnce(
+        new TransactionCanceledException({
+          ...meta,
+          message: "Transaction cancelled [ConditionalCheckFailed, None]",
+          CancellationReasons: [
+            { Code: "ConditionalCheckFailed", Item: marshall({ pk: "COUNTED#t#1", last: "t#2" }) },
+            { Code: "None" },
+          ],
+        }),
+      )
+      .resolves({});
 
-    const outcome = await store.transition(claimRequest(task));
+    await store.applyCounters([
+      { id: "t#1", deltas: { n: 1 } },
+      { id: "t#2", deltas: { n: 1 } },
+      { id: "t#3", deltas: { n: 1 } },
+    ]);
 
-    expect(outcome).toEqual({ ok: false, current: canceled });
-    expect(mock.commandCalls(TransactWriteItemsCommand)).toHaveLength(1);
-    expect(mock.commandCalls(GetItemCommand)).toHaveLength(1);
+    const calls = mock.commandCalls(TransactWriteItemsCommand).map((call) => call.args[0].input);
+    expect(calls).toHaveLength(2);
+    const second = calls[1]?.TransactItems ?? [];
+    expect(second[0]?.Put?.Item?.pk).toEqual({ S: "COUNTED#t#3" });
+    expect(second[1]?.Update?.ExpressionAttributeValues).toEqual({ ":c0": { N: "1" } });
   });
 
   it("does not retry a failed condition on a plain update and returns the item it saw", async () => {
@@ -184,11 +201,9 @@ describe("F9: DynamoDB transaction conflicts and throttling", () => {
 
   it("gives up with a DependencyError once the conflicts outlast its attempts", async () => {
     const { mock, store } = mockedStore();
-    const task = newTask();
-    mock.on(GetItemCommand).resolves({ Item: storedItem(task) });
     mock.on(TransactWriteItemsCommand).rejects(conflict());
 
-    await expect(store.transition(claimRequest(task))).rejects.toThrow(DependencyError);
+    await expect(store.applyCounters([{ id: "t#1", deltas: { n: 1 } }])).rejects.toThrow(DependencyError);
     expect(mock.commandCalls(TransactWriteItemsCommand)).toHaveLength(fastRetry.maxAttempts);
   });
 });
@@ -214,30 +229,19 @@ describe("F9 on DynamoDB Local: a write whose response was lost", () => {
     );
   }
 
-  it("is sent again with the same token and applied once", async () => {
+  it("is sent again with the same token and applied once (a statistics batch)", async () => {
     const tableName = await createTestTable(localDynamoClient());
     const client = localDynamoClient();
     const store = new DynamoTaskStore({ client, tableName, retry: fastRetry });
-    const task = newTask();
-    await store.create({ task, counters: { "status:submitted": 1 }, events: [] });
     loseResponses(client, 1);
 
-    const outcome = await store.transition({
-      ...claimRequest(task),
-      events: [
-        {
-          id: `${task.taskId}:2`,
-          source: "agentry",
-          "detail-type": "Task Started",
-          time: task.createdAt,
-          detail: {},
-        },
-      ],
-    });
+    await store.applyCounters([
+      { id: "task-1#1", deltas: { "status:submitted": 1 } },
+      { id: "task-1#2", deltas: { "status:submitted": -1, "status:working": 1 } },
+    ]);
 
-    expect(outcome.ok).toBe(true);
-    expect(await store.readCounters()).toEqual({ "status:submitted": 0, "status:working": 1 });
-    expect(await readItem(client, tableName, TaskKeys.task(task.taskId))).toMatchObject({ version: 2 });
+    // The two changes' deltas were summed into one write: the zero sum is no attribute at all.
+    expect(await store.readCounters()).toEqual({ "status:working": 1 });
   });
 
   it("is recognised as its own write when a plain update is sent again", async () => {
@@ -245,7 +249,7 @@ describe("F9 on DynamoDB Local: a write whose response was lost", () => {
     const client = localDynamoClient();
     const store = new DynamoTaskStore({ client, tableName, retry: fastRetry });
     const task = newTask();
-    await store.create({ task, counters: {}, events: [] });
+    await store.create({ task });
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const result = await next(args);
@@ -277,42 +281,7 @@ describe("F9 on DynamoDB Local: a write whose response was lost", () => {
   });
 });
 
-describe("F10: BatchWriteItem and BatchGetItem leave work unprocessed", () => {
-  it("sends unprocessed outbox deletes again until none are left", async () => {
-    const { mock, store } = mockedStore();
-    const ids = Array.from({ length: 30 }, (_, i) => `task-${i}#1`);
-    let first = true;
-    mock.on(BatchWriteItemCommand).callsFake((input: { RequestItems: Record<string, WriteRequest[]> }) => {
-      const requests = input.RequestItems["faults-table"] ?? [];
-      if (first) {
-        first = false;
-        return { UnprocessedItems: { "faults-table": requests.slice(0, 3) } };
-      }
-      return { UnprocessedItems: {} };
-    });
-
-    await store.clearEvents(ids);
-
-    const sent = mock
-      .commandCalls(BatchWriteItemCommand)
-      .map((call) =>
-        (call.args[0].input.RequestItems?.["faults-table"] ?? []).map((r) => r.DeleteRequest?.Key?.pk?.S),
-      );
-    expect(sent.map((batch) => batch.length)).toEqual([25, 3, 5]);
-    expect(sent[1]).toEqual(sent[0]?.slice(0, 3));
-    expect(new Set(sent.flat())).toEqual(new Set(ids.map((id) => `TASK#${id.split("#")[0]}`)));
-  });
-
-  it("gives up with a DependencyError when items stay unprocessed", async () => {
-    const { mock, store } = mockedStore();
-    mock.on(BatchWriteItemCommand).callsFake((input: { RequestItems: Record<string, WriteRequest[]> }) => ({
-      UnprocessedItems: input.RequestItems,
-    }));
-
-    await expect(store.clearEvents(["task-1#1"])).rejects.toThrow(DependencyError);
-    expect(mock.commandCalls(BatchWriteItemCommand)).toHaveLength(fastRetry.maxAttempts);
-  });
-
+describe("F10: BatchGetItem leaves work unprocessed", () => {
   it("reads unprocessed counter shards again and sums them all", async () => {
     const client = new DynamoDBClient({ region: "us-east-1", credentials });
     const mock = mockClient(client);

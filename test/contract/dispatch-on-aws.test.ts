@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { RunningStreamPoller } from "#local/dynamo-stream-poller";
 import { toSqsRecord } from "#local/sqs-event-source";
 import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
 import { SqsTaskQueue } from "#shared/adapters/aws/sqs-task-queue";
@@ -8,12 +9,18 @@ import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { platformConfig } from "#shared/agents/workers";
 import type { PlatformConfig } from "#shared/config/platform";
 import { Dispatcher, type TaskContext, type TaskHandler } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
 import { Supervisor } from "#shared/core/supervisor";
+import { TaskStream } from "#shared/core/task-stream";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
 import { defineWorker } from "#shared/worker/define-worker";
 import { createLambdaWorkerHandler } from "#shared/worker/lambda-handler";
-import { createTestQueues, createTestTable, localDynamoClient, localSqsClient } from "#test/support/aws";
+import {
+  createTestQueues,
+  createTestTable,
+  localDynamoClient,
+  localSqsClient,
+  startTestTableStream,
+} from "#test/support/aws";
 import { ManualClock, silentLogger } from "#test/support/core-fixture";
 
 /**
@@ -35,8 +42,8 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
   let queue: SqsTaskQueue;
   let queueUrls: Record<string, string>;
   let supervisor: Supervisor;
-  let relay: EventRelay;
   let bus: MemoryEventBus;
+  let stream: RunningStreamPoller;
 
   beforeAll(async () => {
     const tableName = await createTestTable(dynamodb);
@@ -47,8 +54,17 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
     store = new DynamoTaskStore({ client: dynamodb, tableName, clock });
     queue = new SqsTaskQueue({ client: sqs, queueUrls: queues.queueUrls, dlqUrls: queues.dlqUrls });
     bus = new MemoryEventBus({ recordPublished: true });
-    relay = new EventRelay({ store, publisher: bus });
-    supervisor = new Supervisor({ store, queue, relay, config, clock });
+    supervisor = new Supervisor({ store, queue, config, clock });
+    // Lifecycle events come from the table's stream, as on AWS.
+    stream = await startTestTableStream(
+      dynamodb,
+      tableName,
+      new TaskStream({ store, publisher: bus, publish: "all" }),
+    );
+  });
+
+  afterAll(async () => {
+    await stream.stop();
   });
 
   const dispatcher = (
@@ -59,7 +75,6 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
     new Dispatcher(
       {
         store,
-        relay,
         config,
         clock,
         agentId,
@@ -199,7 +214,6 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
         from: ["submitted"],
         to: "working",
         expectedVersion: task.version,
-        snapshot: task,
         patch: {
           leaseToken: "other-worker",
           leaseExpiresAt: new Date(clock.now().getTime() + 60_000).toISOString(),
@@ -218,7 +232,6 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
     const handler = createLambdaWorkerHandler(worker, {
       store,
       queue,
-      relay,
       config,
       logger: silentLogger,
       queueNames: { [queueName]: "diagnostics" },
@@ -284,9 +297,13 @@ describe("dispatch on the AWS adapters (DynamoDB Local + SQS emulator)", () => {
     await worker.process(message);
 
     const stored = await store.get(taskId);
-    const completed = bus
-      .inspectPublished()
-      .filter((e) => e.detail.taskId === taskId && e["detail-type"] === "Task Completed");
+    // The event follows from the table's stream.
+    const completedEvents = () =>
+      bus
+        .inspectPublished()
+        .filter((e) => e.detail.taskId === taskId && e["detail-type"] === "Task Completed");
+    await vi.waitFor(() => expect(completedEvents()).not.toEqual([]), { timeout: 20_000, interval: 50 });
+    const completed = completedEvents();
     expect(stored).toMatchObject({ status: "completed", cancelRequested: true, version: 5 });
     expect(completed.map((e) => [e.id, e.detail.version])).toEqual([[`${taskId}:5`, 5]]);
   });

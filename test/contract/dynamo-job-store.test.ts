@@ -1,11 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { DynamoJobStore, JobKeys } from "#shared/adapters/aws/dynamo-job-store";
 import { DynamoTaskStore } from "#shared/adapters/aws/dynamo-task-store";
 import { attachRequestCounter, RequestCounter } from "#shared/adapters/aws/request-accounting";
 import type { BusEvent } from "#shared/domain/events";
 import type { JobRecord } from "#shared/domain/job";
-import { createTestTable, localDynamoClient, readItem, readPartition } from "#test/support/aws";
+import {
+  createTestTable,
+  localDynamoClient,
+  readItem,
+  readPartition,
+  startTestTableStream,
+} from "#test/support/aws";
 import { createJobFixture, echoTask } from "#test/support/job-fixture";
 import { describeJobStoreContract } from "./job-store.contract.ts";
 
@@ -117,6 +123,10 @@ describe("DynamoJobStore on DynamoDB", () => {
       store: new DynamoTaskStore({ client, tableName, shards: 4 }),
       jobs: new DynamoJobStore({ client, tableName, shards: 4 }),
     });
+    // Events and statistics come from the table's stream, as on AWS.
+    const poller = await startTestTableStream(client, tableName, f.changeProcessor);
+    f.useStream(() => poller.caughtUp());
+    onTestFinished(() => poller.stop());
     const { jobId } = await f.service.submit({
       tasks: [echoTask("a"), echoTask("b", true), echoTask("c")],
       aggregation: { policy: "all", reducer: "collect" },
@@ -158,6 +168,10 @@ describe("DynamoJobStore on DynamoDB", () => {
       jobs: new DynamoJobStore({ client, tableName, shards: 4 }),
       subscribe: false,
     });
+    // Events and statistics come from the table's stream, as on AWS.
+    const poller = await startTestTableStream(client, tableName, f.changeProcessor);
+    f.useStream(() => poller.caughtUp());
+    onTestFinished(() => poller.stop());
     const { jobId, taskIds } = await f.service.submit({
       tasks: [echoTask("a"), echoTask("b"), echoTask("c")],
       aggregation: { policy: "all", reducer: "collect" },

@@ -28,7 +28,7 @@ describe("DynamoTaskStore on DynamoDB", () => {
     const tableName = await createTestTable(client);
     const store = new DynamoTaskStore({ client, tableName });
     const stored = task();
-    await store.create({ task: stored, counters: {}, events: [] });
+    await store.create({ task: stored });
 
     await store.transition({
       taskId: stored.taskId,
@@ -39,10 +39,12 @@ describe("DynamoTaskStore on DynamoDB", () => {
 
     const item = await readItem(client, tableName, TaskKeys.task(stored.taskId));
     expect(item).toMatchObject({ input: { text: "hi" }, expiresAt: 1_900_000_000, status: "canceled" });
-    expect(item?.gsi2pk).toBe(TaskKeys.byStatus("canceled", shardOf(stored.taskId, 16)));
+    // Still listed among all tasks; no longer among the unfinished ones.
+    expect(item?.gsi3pk).toBe(TaskKeys.allTasks(shardOf(stored.taskId, 16)));
+    expect(item?.gsi4pk).toBeUndefined();
   });
 
-  it("creates in one request and transitions in one read and one transaction", async () => {
+  it("creates with one PutItem and makes each transition one UpdateItem: no read, no transaction", async () => {
     const tableName = await createTestTable(client);
     const counted = localDynamoClient();
     const counter = new RequestCounter();
@@ -50,7 +52,7 @@ describe("DynamoTaskStore on DynamoDB", () => {
     const store = new DynamoTaskStore({ client: counted, tableName });
     const stored = task();
 
-    await store.create({ task: stored, counters: { submitted: 1 }, events: [] });
+    await store.create({ task: stored });
     const afterCreate = counter.snapshot().byOperation;
     counter.reset();
     await store.transition({
@@ -59,14 +61,13 @@ describe("DynamoTaskStore on DynamoDB", () => {
       to: "working",
       expectedVersion: 1,
       patch: { leaseToken: "l" },
-      counters: { "status:working": 1 },
     });
     const afterTransition = counter.snapshot().byOperation;
     counter.reset();
     await store.transition({ taskId: stored.taskId, from: ["working"], patch: { cancelRequested: true } });
 
-    expect(afterCreate).toEqual({ "DynamoDB.TransactWriteItems": 1 });
-    expect(afterTransition).toEqual({ "DynamoDB.GetItem": 1, "DynamoDB.TransactWriteItems": 1 });
+    expect(afterCreate).toEqual({ "DynamoDB.PutItem": 1 });
+    expect(afterTransition).toEqual({ "DynamoDB.UpdateItem": 1 });
     expect(counter.snapshot()).toEqual({
       total: 1,
       byService: { DynamoDB: 1 },
@@ -74,13 +75,13 @@ describe("DynamoTaskStore on DynamoDB", () => {
     });
   });
 
-  it("spreads statistics over counter shards and sums them", async () => {
+  it("spreads statistics batches over counter shards and sums them", async () => {
     const tableName = await createTestTable(client);
     const store = new DynamoTaskStore({ client, tableName, shards: 8 });
 
     await Promise.all(
       Array.from({ length: 40 }, () =>
-        store.create({ task: task(), counters: { submitted: 1 }, events: [] }),
+        store.applyCounters([{ id: `${task().taskId}#1`, deltas: { submitted: 1 } }]),
       ),
     );
 
@@ -97,13 +98,13 @@ describe("DynamoTaskStore on DynamoDB", () => {
     const tableName = await createTestTable(client);
     const store = new DynamoTaskStore({ client, tableName });
     const expired = task({ idempotencyKey: "reused-key" });
-    await store.create({ task: expired, counters: {}, events: [] });
+    await store.create({ task: expired });
     await client.send(
       new DeleteItemCommand({ TableName: tableName, Key: keyAttributes(TaskKeys.task(expired.taskId)) }),
     );
     const next = task({ idempotencyKey: "reused-key" });
 
-    const outcome = await store.create({ task: next, counters: {}, events: [] });
+    const outcome = await store.create({ task: next });
 
     expect(outcome).toEqual({ created: true, task: next });
     expect(await readItem(client, tableName, TaskKeys.idempotency("reused-key"))).toMatchObject({

@@ -2,12 +2,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { ServiceBusLeaseLostError } from "#shared/adapters/azure/errors";
 import { ServiceBusTaskQueue } from "#shared/adapters/azure/service-bus-task-queue";
-import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { platformConfig } from "#shared/agents/workers";
 import type { PlatformConfig } from "#shared/config/platform";
 import { Dispatcher, type TaskContext, type TaskHandler } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
 import { Supervisor } from "#shared/core/supervisor";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
 import { defineWorker } from "#shared/worker/define-worker";
@@ -61,10 +59,8 @@ async function system(options: { lockDurationSeconds?: number; maxDeliveryCount?
   };
   const queue = newQueue();
   const clock = new ManualClock();
-  const store = new MemoryTaskStore({ clock });
-  const bus = new MemoryEventBus();
-  const relay = new EventRelay({ store, publisher: bus });
-  const supervisor = new Supervisor({ store, queue, relay, config, clock });
+  const store = new MemoryTaskStore();
+  const supervisor = new Supervisor({ store, queue, config, clock });
   const dispatcher = (
     handlers: Record<string, TaskHandler>,
     agentId = "agent-1",
@@ -73,7 +69,6 @@ async function system(options: { lockDurationSeconds?: number; maxDeliveryCount?
     new Dispatcher(
       {
         store,
-        relay,
         config,
         clock,
         agentId,
@@ -99,7 +94,6 @@ async function system(options: { lockDurationSeconds?: number; maxDeliveryCount?
       {
         store,
         queue,
-        relay,
         config,
         logger: silentLogger,
         agentId,

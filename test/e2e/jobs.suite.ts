@@ -6,7 +6,7 @@ import { demoWorkers } from "#shared/agents/demo";
 import type { PlatformConfig } from "#shared/config/platform";
 import { TERMINAL_TASK_DETAIL_TYPES } from "#shared/core/jobs/aggregator";
 import { defineReducer } from "#shared/core/jobs/reducers";
-import { lifecycleEvent } from "#shared/core/task-events";
+import { lifecycleEvent } from "#shared/domain/transitions";
 import { defineWorker } from "#shared/worker/define-worker";
 import { apiClient } from "./api-client.ts";
 import { e2eConfig } from "./task-api.suite.ts";

@@ -181,7 +181,9 @@ describe("AgentryStack with IAM authorization (the default)", () => {
     });
 
     it("sets every Lambda-consumed queue's visibility timeout to at least 6 × its consumer's timeout", () => {
-      const mappings = Object.values(resourcesOfType(template, "AWS::Lambda::EventSourceMapping"));
+      const mappings = Object.values(resourcesOfType(template, "AWS::Lambda::EventSourceMapping")).filter(
+        (m) => !JSON.stringify(m.Properties.EventSourceArn).includes("StreamArn"),
+      );
       const consumedQueueIds = new Set<string>();
 
       for (const mapping of mappings) {
@@ -200,7 +202,9 @@ describe("AgentryStack with IAM authorization (the default)", () => {
     });
 
     it("reports batch item failures and caps concurrency on every SQS event source mapping", () => {
-      const mappings = Object.values(resourcesOfType(template, "AWS::Lambda::EventSourceMapping"));
+      const mappings = Object.values(resourcesOfType(template, "AWS::Lambda::EventSourceMapping")).filter(
+        (m) => !JSON.stringify(m.Properties.EventSourceArn).includes("StreamArn"),
+      );
 
       expect(mappings).toHaveLength(LAMBDA_QUEUE_NAMES.length);
       for (const mapping of mappings) {
@@ -232,7 +236,7 @@ describe("AgentryStack with IAM authorization (the default)", () => {
   });
 
   describe("state and events", () => {
-    it("creates one on-demand table with PITR, TTL on expiresAt, KMS encryption and both GSIs", () => {
+    it("creates one on-demand table with PITR, TTL on expiresAt, KMS encryption, a stream and its GSIs", () => {
       template.resourceCountIs("AWS::DynamoDB::Table", 1);
       template.hasResourceProperties("AWS::DynamoDB::Table", {
         KeySchema: [
@@ -247,7 +251,11 @@ describe("AgentryStack with IAM authorization (the default)", () => {
         GlobalSecondaryIndexes: [
           Match.objectLike({ IndexName: "gsi1", Projection: { ProjectionType: "ALL" } }),
           Match.objectLike({ IndexName: "gsi2", Projection: { ProjectionType: "ALL" } }),
+          // The task listings project keys only: a transition rewrites no index entry it does not move.
+          Match.objectLike({ IndexName: "gsi3", Projection: { ProjectionType: "KEYS_ONLY" } }),
+          Match.objectLike({ IndexName: "gsi4", Projection: { ProjectionType: "KEYS_ONLY" } }),
         ],
+        StreamSpecification: { StreamViewType: "NEW_AND_OLD_IMAGES" },
       });
       template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain" });
     });
@@ -261,20 +269,31 @@ describe("AgentryStack with IAM authorization (the default)", () => {
       ).not.toHaveProperty("Policy");
     });
 
-    it("routes task lifecycle events to the aggregator, dead-lettering what it cannot deliver", () => {
+    it("feeds the table's stream to the aggregator in batches, with partial failures and a dead-letter queue", () => {
       const aggregator = functions.find((f) => f.service === "aggregator");
+      const streamMappings = Object.values(
+        resourcesOfType(template, "AWS::Lambda::EventSourceMapping"),
+      ).filter((m) => JSON.stringify(m.Properties.EventSourceArn).includes("StreamArn"));
 
-      template.hasResourceProperties("AWS::Events::Rule", {
-        EventPattern: { source: [EVENT_SOURCE], "detail-type": [{ prefix: "Task " }] },
-        Targets: [
-          Match.objectLike({
-            Arn: { "Fn::GetAtt": [aggregator?.id, "Arn"] },
-            DeadLetterConfig: Match.objectLike({ Arn: Match.anyValue() }),
-            RetryPolicy: Match.objectLike({ MaximumRetryAttempts: Match.anyValue() }),
-          }),
-        ],
+      expect(streamMappings).toHaveLength(1);
+      expect(streamMappings[0]?.Properties).toMatchObject({
+        FunctionName: { Ref: aggregator?.id },
+        StartingPosition: "TRIM_HORIZON",
+        FunctionResponseTypes: ["ReportBatchItemFailures"],
+        BisectBatchOnFunctionError: false,
+        MaximumRetryAttempts: expect.any(Number),
+        DestinationConfig: { OnFailure: { Destination: expect.anything() } },
       });
-      expect(aggregator?.properties.DeadLetterConfig).toBeDefined();
+      expect(streamMappings[0]?.Properties.BatchSize).toBeGreaterThan(10);
+      // No rule sends task events anywhere: nothing in the stack consumes them from the bus.
+      template.resourcePropertiesCountIs(
+        "AWS::Events::Rule",
+        { EventPattern: Match.objectLike({ "detail-type": [{ prefix: "Task " }] }) },
+        0,
+      );
+      expect(aggregator?.properties.Environment).toMatchObject({
+        Variables: expect.objectContaining({ PUBLISH_TASK_EVENTS: "none" }),
+      });
     });
 
     it("runs the sweeper every minute with a dead-letter queue", () => {

@@ -6,6 +6,7 @@ import {
   QueryCommand,
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -14,6 +15,7 @@ import {
 } from "@aws-sdk/client-sqs";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { inject } from "vitest";
+import { type RunningStreamPoller, startStreamPoller } from "#local/dynamo-stream-poller";
 import {
   AgentKeys,
   createAgentryTable,
@@ -22,9 +24,9 @@ import {
   keyAttributes,
   TaskKeys,
 } from "#shared/adapters/aws/table-schema";
+import { createTaskStreamHandler, type TaskChangeProcessor } from "#shared/adapters/aws/task-stream-records";
 import type { AgentInfo } from "#shared/domain/agent";
 import type { Task } from "#shared/domain/task";
-import type { OutboxEntry } from "#shared/ports/task-store";
 
 /**
  * Helpers for tests against the local AWS emulators started by global-setup.ts: clients, a fresh
@@ -168,14 +170,6 @@ export function dynamoTaskStoreInspector(client: DynamoDBClient, tableName: stri
       const item = await readItem(client, tableName, TaskKeys.task(taskId));
       return item ? (withoutKeys(item) as unknown as Task) : undefined;
     },
-    async outbox(): Promise<OutboxEntry[]> {
-      const items = await scanEntities(client, tableName, "outbox");
-      return items.map((item) => ({
-        id: String(item.id),
-        createdAt: String(item.createdAt),
-        events: item.events as OutboxEntry["events"],
-      }));
-    },
   };
 }
 
@@ -287,4 +281,35 @@ export async function inspectSqsQueue(queueUrl: string): Promise<SqsQueueState> 
 function required<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new Error(`the emulator returned no ${what}`);
   return value;
+}
+
+/**
+ * Feeds a table's DynamoDB Local stream to `processor` through the stream consumer's Lambda handler,
+ * as the event source mapping does on AWS. Stop it when the test ends.
+ */
+export async function startTestTableStream(
+  client: DynamoDBClient,
+  tableName: string,
+  processor: TaskChangeProcessor,
+): Promise<RunningStreamPoller> {
+  const streams = new DynamoDBStreamsClient({
+    endpoint: inject("dynamoEndpoint"),
+    region: TEST_REGION,
+    credentials: TEST_CREDENTIALS,
+  });
+  const poller = await startStreamPoller({
+    dynamodb: client,
+    streams,
+    tableName,
+    handler: createTaskStreamHandler(processor),
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    idleMs: 20,
+  });
+  return {
+    caughtUp: () => poller.caughtUp(),
+    async stop() {
+      await poller.stop();
+      streams.destroy();
+    },
+  };
 }

@@ -4,9 +4,9 @@ import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { platformConfig } from "#shared/agents/workers";
 import type { PlatformConfig } from "#shared/config/platform";
 import { Dispatcher, type DispatcherDeps, type TaskHandler } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
 import { Supervisor } from "#shared/core/supervisor";
 import { Sweeper } from "#shared/core/sweeper";
+import { TaskStream } from "#shared/core/task-stream";
 import type { TaskInput } from "#shared/domain/task";
 import type { Clock } from "#shared/ports/clock";
 import type { Logger } from "#shared/ports/logger";
@@ -29,18 +29,26 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() 
 export function createCoreFixture(overrides: { config?: Partial<PlatformConfig> } = {}) {
   const config: PlatformConfig = { ...platformConfig, ...overrides.config };
   const clock = new ManualClock();
-  const store = new MemoryTaskStore({ clock });
+  const store = new MemoryTaskStore();
   const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount, clock });
   const bus = new MemoryEventBus({ recordPublished: true });
-  const relay = new EventRelay({ store, publisher: bus });
-  const supervisor = new Supervisor({ store, queue, relay, config, clock });
-  const sweeper = new Sweeper({ store, queue, relay, config, clock });
+  // Events and statistics follow from the store's change feed, as from the table's stream on AWS.
+  const stream = new TaskStream({ store, publisher: bus, publish: "all" });
+  store.onChanges((changes) => stream.process(changes));
+  const supervisor = new Supervisor({ store, queue, config, clock });
+  const sweeper = new Sweeper({ store, queue, config, clock });
+  /** Waits until every change was delivered and every event handled. */
+  const settled = async () => {
+    do {
+      await store.idle();
+      await bus.idle();
+    } while (store.busy);
+  };
 
   const dispatcher = (handlers: Record<string, TaskHandler>, deps: Partial<DispatcherDeps> = {}) =>
     new Dispatcher(
       {
         store,
-        relay,
         config,
         clock,
         agentId: "agent-1",
@@ -69,5 +77,18 @@ export function createCoreFixture(overrides: { config?: Partial<PlatformConfig> 
     return message;
   };
 
-  return { config, clock, store, queue, bus, relay, supervisor, sweeper, dispatcher, submitOne, receiveOne };
+  return {
+    config,
+    clock,
+    store,
+    queue,
+    bus,
+    stream,
+    settled,
+    supervisor,
+    sweeper,
+    dispatcher,
+    submitOne,
+    receiveOne,
+  };
 }

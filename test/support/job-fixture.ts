@@ -1,22 +1,23 @@
+import type { TaskChangeProcessor } from "#shared/adapters/aws/task-stream-records";
 import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { MemoryJobStore } from "#shared/adapters/memory/job-store";
 import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { platformConfig } from "#shared/agents/workers";
 import { Dispatcher } from "#shared/core/dispatcher";
-import { EventRelay } from "#shared/core/event-relay";
 import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
 import { JobService } from "#shared/core/jobs/job-service";
 import type { JobDeps } from "#shared/core/jobs/job-steps";
 import { createReducerRegistry, type ReducerDefinition } from "#shared/core/jobs/reducers";
 import { Supervisor } from "#shared/core/supervisor";
+import { TaskStream } from "#shared/core/task-stream";
 import { NonRetryableError } from "#shared/domain/errors";
 import type { BusEvent } from "#shared/domain/events";
 import type { JsonValue } from "#shared/domain/job";
 import type { TaskInput } from "#shared/domain/task";
 import type { JobStore } from "#shared/ports/job-store";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
-import type { TaskStore } from "#shared/ports/task-store";
+import type { TaskChange, TaskStore } from "#shared/ports/task-store";
 import { settleMessage } from "#shared/worker/settle";
 import { ManualClock, silentLogger } from "./core-fixture.ts";
 
@@ -52,7 +53,7 @@ export function createJobFixture(
 ) {
   const config = platformConfig;
   const clock = new ManualClock();
-  const store = options.store ?? new MemoryTaskStore({ clock });
+  const store = options.store ?? new MemoryTaskStore();
   const jobs = options.jobs ?? new MemoryJobStore();
   const queue = new MemoryTaskQueue({ maxReceiveCount: config.maxReceiveCount, clock });
   // A subscriber that throws is a bug in these tests: keep its error and raise it after the delivery.
@@ -62,13 +63,35 @@ export function createJobFixture(
     maxDeliveryAttempts: 1,
     recordPublished: true,
   });
+  // Lifecycle events and statistics follow from the store's change feed (the table's stream on AWS):
+  // the memory store's own, or a poller over DynamoDB Local's stream the test connects (`useStream`).
+  const taskStream = new TaskStream({ store, publisher: bus, publish: "all" });
+  let delivered = 0;
+  const processChanges = (changes: readonly TaskChange[]) => {
+    delivered++;
+    return taskStream.process(changes);
+  };
+  const memory = store instanceof MemoryTaskStore ? store : undefined;
+  memory?.onChanges(processChanges);
+  let streamCaughtUp: (() => Promise<void>) | undefined;
   const idle = async () => {
-    await bus.idle();
+    for (;;) {
+      const before = delivered;
+      await memory?.idle();
+      await streamCaughtUp?.();
+      await bus.idle();
+      if (delivered === before && !memory?.busy) break;
+    }
     const [error] = deliveryErrors.splice(0);
     if (error !== undefined) throw error;
   };
-  const relay = new EventRelay({ store, publisher: bus });
-  const supervisor = new Supervisor({ store, queue, relay, config, clock });
+  /** What a change stream the test connects feeds (a poller over DynamoDB Local's stream). */
+  const changeProcessor: TaskChangeProcessor = { process: processChanges };
+  /** `idle` also waits for the connected stream to be read to its end. */
+  const useStream = (caughtUp: () => Promise<void>) => {
+    streamCaughtUp = caughtUp;
+  };
+  const supervisor = new Supervisor({ store, queue, config, clock });
   const plain: JobDeps = {
     jobs,
     tasks: store,
@@ -87,7 +110,7 @@ export function createJobFixture(
   }
 
   const dispatcher = new Dispatcher(
-    { store, relay, config, clock, agentId: "agent-1", logger: silentLogger, random: () => 0.5 },
+    { store, config, clock, agentId: "agent-1", logger: silentLogger, random: () => 0.5 },
     {
       echo: (input) => {
         const { value, fail } = input as EchoInput;
@@ -148,6 +171,8 @@ export function createJobFixture(
     service,
     aggregator,
     idle,
+    changeProcessor,
+    useStream,
     receiveAll,
     run,
     runAll,

@@ -21,7 +21,7 @@ const STALENESS_SECONDS = 90;
 
 function setup(registry = new MemoryAgentRegistry()) {
   const clock = new FixedClock();
-  const agents = new AgentService({ registry, store: new MemoryTaskStore({ clock }), clock });
+  const agents = new AgentService({ registry, store: new MemoryTaskStore(), clock });
   const liveness = new AgentLivenessSweeper({
     registry,
     config: { agentStalenessSeconds: STALENESS_SECONDS },

@@ -46,7 +46,6 @@ function setup() {
       {
         store: f.store,
         queue: f.queue,
-        relay: f.relay,
         config: f.config,
         logger: silentLogger,
         agentId,
@@ -139,7 +138,6 @@ describe("a poller with a registry", () => {
     const supervisor = new Supervisor({
       store: f.store,
       queue: f.queue,
-      relay: f.relay,
       config: f.config,
       agentRouting: new AgentRouter({ registry }),
     });

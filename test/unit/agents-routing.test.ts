@@ -203,7 +203,6 @@ describe("Supervisor with agent routing", () => {
     const supervisor = new Supervisor({
       store: f.store,
       queue: queueOverride ? queueOverride(f.queue) : f.queue,
-      relay: f.relay,
       config: f.config,
       clock: f.clock,
       agentRouting: new AgentRouter({ registry }),

@@ -22,7 +22,7 @@ class FixedClock implements Clock {
 function setup() {
   const clock = new FixedClock();
   const registry = new MemoryAgentRegistry();
-  const store = new MemoryTaskStore({ clock });
+  const store = new MemoryTaskStore();
   let sequence = 0;
   const agents = new AgentService({ registry, store, clock, newId: () => `generated-${++sequence}` });
   return { clock, registry, store, agents };
@@ -72,7 +72,9 @@ async function putTask(
       ? { result: { success: true, output: null, executionTimeMs: fields.ms } }
       : {}),
   };
-  await store.create({ task, counters, events: [] });
+  await store.create({ task });
+  // The statistics the change stream would have applied for this task's history.
+  await store.applyCounters([{ id: `${task.taskId}#seeded`, deltas: counters }]);
 }
 
 describe("AgentService registration", () => {

@@ -27,6 +27,7 @@ describe("Dispatcher", () => {
     });
     expect(task?.leaseToken).toBeUndefined();
     expect(task?.completedAt).toBeDefined();
+    await f.settled();
     const stats = await f.supervisor.statistics();
     expect(stats).toMatchObject({
       totalTasksSubmitted: 1,
@@ -37,18 +38,19 @@ describe("Dispatcher", () => {
     expect(stats.tasksByAgent).toEqual({ "agent-1": 1 });
   });
 
-  it("publishes the lifecycle events and clears the outbox", async () => {
+  it("publishes the lifecycle events from the committed changes", async () => {
     const f = createCoreFixture();
     const taskId = await f.submitOne();
 
     await f.dispatcher({ echo }).process(await f.receiveOne());
+    await f.settled();
 
+    await f.settled();
     const types = f.bus
       .inspectPublished()
       .filter((e) => e.detail.taskId === taskId)
       .map((e) => e["detail-type"]);
     expect(types).toEqual(["Task Submitted", "Task Started", "Task Completed"]);
-    expect(f.store.inspectOutbox()).toEqual([]);
   });
 
   it("F1: runs a task once when its message is delivered twice", async () => {
@@ -62,6 +64,7 @@ describe("Dispatcher", () => {
 
     expect(second).toEqual({ kind: "ack", reason: "task already completed" });
     expect(handler).toHaveBeenCalledTimes(1);
+    await f.settled();
     expect((await f.supervisor.statistics()).tasksCompleted).toBe(1);
   });
 
@@ -297,6 +300,7 @@ describe("Dispatcher", () => {
       const task = f.store.inspect(taskId);
       expect(["completed", "canceled"]).toContain(task?.status);
     }
+    await f.settled();
     const stats = await f.supervisor.statistics();
     expect(stats.tasksCompleted + stats.tasksCanceled).toBe(20);
     expect(stats.tasksPending + stats.tasksInProgress).toBe(0);
@@ -316,21 +320,28 @@ describe("Dispatcher", () => {
     expect(f.store.inspect(taskId)).toMatchObject({ status: "failed", error: { code: "no_handler" } });
   });
 
-  it("keeps committed events in the outbox when publishing fails, for the sweeper to publish", async () => {
+  it("delivers committed changes again when publishing fails: no event lost, statistics counted once", async () => {
     const f = createCoreFixture();
-    const taskId = await f.submitOne();
+    await f.settled();
     const publish = vi.spyOn(f.bus, "publish").mockRejectedValueOnce(new Error("bus down"));
+    const taskId = await f.submitOne();
 
     await f.dispatcher({ echo }).process(await f.receiveOne());
-    expect(f.store.inspectOutbox().map((e) => e.id)).toEqual([`${taskId}#2`]);
+    await f.settled();
 
-    publish.mockRestore();
-    f.clock.advance(60_000);
-    const report = await f.sweeper.sweep();
-
-    expect(report.republishedEntries).toBe(1);
-    expect(f.store.inspectOutbox()).toEqual([]);
-    expect(f.bus.inspectPublished().map((e) => e["detail-type"])).toContain("Task Started");
+    expect(publish).toHaveBeenCalled();
+    await f.settled();
+    const types = f.bus
+      .inspectPublished()
+      .filter((e) => e.detail.taskId === taskId)
+      .map((e) => e["detail-type"]);
+    expect(types).toEqual(["Task Submitted", "Task Started", "Task Completed"]);
+    await f.settled();
+    expect(await f.supervisor.statistics()).toMatchObject({
+      totalTasksSubmitted: 1,
+      tasksCompleted: 1,
+      tasksPending: 0,
+    });
   });
   it("ends a task canceled, without another run, when the cancel arrived during an attempt that then failed", async () => {
     const f = createCoreFixture();
@@ -372,6 +383,7 @@ describe("Dispatcher", () => {
     await dispatcher.process(await f.receiveOne());
 
     const stored = f.store.inspect(taskId);
+    await f.settled();
     const completed = f.bus
       .inspectPublished()
       .filter((e) => e.detail.taskId === taskId && e["detail-type"] === "Task Completed");
@@ -396,6 +408,7 @@ describe("Dispatcher", () => {
     await dispatcher.process(await f.receiveOne());
 
     const stored = f.store.inspect(taskId);
+    await f.settled();
     const retrying = f.bus
       .inspectPublished()
       .filter((e) => e.detail.taskId === taskId && e["detail-type"] === "Task Retrying");

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { EmfMetrics } from "#shared/adapters/aws/emf-metrics";
-import { lifecycleEvent } from "#shared/core/task-events";
 import { type BusEvent, DetailType, EVENT_SOURCE } from "#shared/domain/events";
 import type { JobStatus } from "#shared/domain/job";
 import type { Task } from "#shared/domain/task";
+import { lifecycleEvent } from "#shared/domain/transitions";
 import { buildTask } from "#test/support/tasks";
 
 /** Every EMF document written to stdout while `run` runs. */

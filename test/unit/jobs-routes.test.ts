@@ -87,8 +87,9 @@ describe("job routes", () => {
   });
 
   it("serves the job statistics next to, not inside, the task statistics", async () => {
-    const { call } = setup();
+    const { call, f } = setup();
     await call({ method: "POST", path: "/jobs", body: { tasks: [echoTask(1)], aggregation: collect } });
+    await f.idle();
 
     const jobs = await call({ method: "GET", path: "/stats/jobs" });
     const tasks = await call({ method: "GET", path: "/stats" });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { lifecycleEvent } from "#shared/core/task-events";
 import { IllegalTransitionError } from "#shared/domain/errors";
 import { DetailType } from "#shared/domain/events";
 import { assertTransition, canTransition, isTerminal, TASK_TRANSITIONS } from "#shared/domain/lifecycle";
 import { TASK_STATUSES, type TaskStatus } from "#shared/domain/task";
+import { lifecycleEvent } from "#shared/domain/transitions";
 import { buildTask } from "#test/support/tasks";
 
 const LEGAL: ReadonlyArray<readonly [TaskStatus, TaskStatus]> = [

@@ -30,7 +30,6 @@ function setup(handler: TaskHandler, overrides: Partial<PollerOptions> = {}) {
     const poller = startPoller(worker, {
       store: f.store,
       queue: f.queue,
-      relay: f.relay,
       config: f.config,
       logger: silentLogger,
       agentId,

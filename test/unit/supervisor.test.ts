@@ -47,6 +47,7 @@ describe("Supervisor", () => {
       status: "rejected",
       error: { code: "no_route" },
     });
+    await f.settled();
     expect((await f.supervisor.statistics()).tasksRejected).toBe(1);
   });
 
@@ -60,6 +61,7 @@ describe("Supervisor", () => {
     });
 
     expect(second).toEqual(first);
+    await f.settled();
     expect((await f.supervisor.statistics()).totalTasksSubmitted).toBe(1);
     expect(f.queue.inspectQueue("diagnostics").visible).toBe(1);
   });
@@ -70,6 +72,7 @@ describe("Supervisor", () => {
     await expect(
       f.supervisor.submit([{ taskType: "echo", input: { v: 2 }, idempotencyKey: "k-2" }]),
     ).rejects.toBeInstanceOf(IdempotencyConflictError);
+    await f.settled();
     expect((await f.supervisor.statistics()).totalTasksSubmitted).toBe(1);
   });
 
@@ -101,6 +104,7 @@ describe("Supervisor", () => {
 
     expect(canceled).toMatchObject({ status: "canceled", cancelRequested: true });
     await expect(f.supervisor.cancel(taskId)).rejects.toBeInstanceOf(AlreadyTerminalError);
+    await f.settled();
     expect(await f.supervisor.statistics()).toMatchObject({ tasksCanceled: 1, tasksPending: 0 });
   });
 
@@ -129,6 +133,7 @@ describe("Supervisor", () => {
     ).rejects.toBeInstanceOf(IdempotencyConflictError);
 
     expect((await f.store.list({ limit: 10 })).items.map((t) => t.idempotencyKey)).toEqual(["taken"]);
+    await f.settled();
     expect((await f.supervisor.statistics()).totalTasksSubmitted).toBe(1);
     expect(f.queue.inspectQueue("diagnostics").visible).toBe(0);
   });
@@ -228,7 +233,6 @@ describe("Sweeper", () => {
     const sweeper = new Sweeper({
       store: f.store,
       queue: f.queue,
-      relay: f.relay,
       config: f.config,
       clock: f.clock,
       pageSize: 5,

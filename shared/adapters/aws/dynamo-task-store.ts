@@ -8,12 +8,11 @@ import {
   QueryCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
-  type Update,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import {
-  batchWriteAll,
+  batchGetAll,
   cancellationReasons,
   conditionFailureItem,
   type DynamoRetryOptions,
@@ -29,17 +28,17 @@ import {
   withDynamoRetry,
 } from "#shared/adapters/aws/table-schema";
 import { AgentryError, DependencyError, ValidationError } from "#shared/domain/errors";
-import type { BusEvent } from "#shared/domain/events";
+import { isTerminal } from "#shared/domain/lifecycle";
 import type { CounterDeltas } from "#shared/domain/statistics";
-import type { Task } from "#shared/domain/task";
+import type { Task, TaskStatus } from "#shared/domain/task";
+import { IMMUTABLE_FIELDS } from "#shared/domain/transitions";
 import { type Clock, systemClock } from "#shared/ports/clock";
 import {
+  type CountedChange,
   type CreateTaskOutcome,
   type CreateTaskRequest,
   isTaskListingPosition,
   type ListTasksQuery,
-  type OutboxEntry,
-  outboxEntryId,
   type TaskPage,
   type TaskStore,
   type TransitionOutcome,
@@ -83,12 +82,16 @@ export class TaskAlreadyExistsError extends AgentryError {
 }
 
 const MARSHALL_OPTIONS = { removeUndefinedValues: true } as const;
-/** Fields no transition may change: they are part of the item's keys or its identity. */
-const IMMUTABLE_FIELDS: ReadonlySet<string> = new Set(["taskId", "version", "createdAt"]);
-/** Counter attributes carry a prefix so no counter name can collide with a key attribute. */
-/** Re-reads allowed when only the version moved under a transition that does not pin one. */
-const MAX_RACE_ROUNDS = 8;
-const MAX_TRANSACTION_CHECK_VALUES = 100;
+const MAX_CONDITION_VALUES = 100;
+/** Redeliveries met by one applyCounters call (each skips what a marker already counted). */
+const MAX_COUNTER_ROUNDS = 8;
+/** Statuses listed from the sparse index of unfinished tasks; the others filter the all-tasks index. */
+const ACTIVE_STATUSES: ReadonlySet<TaskStatus> = new Set(["submitted", "working", "input-required"]);
+/**
+ * How long a statistics batch marker is kept: longer than a stream keeps a record (24 h), so any
+ * redelivery still finds it.
+ */
+const COUNTED_MARKER_SECONDS = 2 * 86_400;
 
 interface ExpressionParts {
   readonly names: Record<string, string>;
@@ -96,18 +99,18 @@ interface ExpressionParts {
 }
 
 /**
- * The TaskStore on one DynamoDB table (docs/adr/0002-single-table-design.md). Every status change is
- * a single TransactWriteItems that updates the task under a condition, adds the counter deltas to
- * the task's statistics shard and puts the outbox entry; a lost race returns the stored item from
- * the failed condition (ALL_OLD), without another read. Transaction conflicts and throttling are
- * retried with backoff under the same ClientRequestToken, so a retried write is applied once.
+ * The TaskStore on one DynamoDB table (docs/adr/0002-single-table-design.md,
+ * docs/adr/0007-write-path-cost.md). Every write is one conditional write of the task item: a PutItem
+ * to create (a transaction only with an idempotency key), an UpdateItem per transition; a lost race
+ * returns the stored item from the failed condition (ALL_OLD), without another read. Events and
+ * statistics are not written here: they follow from the table's stream (`applyCounters`, one
+ * transaction per stream batch). Throttling and transient failures are retried with backoff.
  *
  * @example
  * const store = new DynamoTaskStore({ client: new DynamoDBClient({}), tableName: process.env.TABLE_NAME! });
  * const outcome = await store.transition({
  *   taskId, from: ["submitted"], to: "working", expectedVersion: task.version,
  *   patch: { leaseToken, leaseExpiresAt, updatedAt: now },
- *   counters: { "status:submitted": -1, "status:working": 1 },
  * });
  */
 export class DynamoTaskStore implements TaskStore {
@@ -140,19 +143,17 @@ export class DynamoTaskStore implements TaskStore {
     this.maxScannedPerList = Math.max(1, options.maxScannedPerList ?? 1000);
   }
 
-  async create({ task, counters, events }: CreateTaskRequest): Promise<CreateTaskOutcome> {
+  async create({ task }: CreateTaskRequest): Promise<CreateTaskOutcome> {
     const now = this.clock.now();
     const taskItem = this.taskItem(task);
     const stored = taskFromItem(taskItem);
-    const counterUpdate = this.counterUpdate(task.taskId, counters);
-    const outboxPut = events.length > 0 ? this.outboxItem(task.taskId, task.version, events, now) : undefined;
     const taskPut = {
       TableName: this.tableName,
       Item: taskItem,
       ConditionExpression: "attribute_not_exists(pk)",
     };
 
-    if (task.idempotencyKey === undefined && !counterUpdate && !outboxPut) {
+    if (task.idempotencyKey === undefined) {
       try {
         await withDynamoRetry("PutItem", this.retry, () => this.client.send(new PutItemCommand(taskPut)));
       } catch (error) {
@@ -167,19 +168,14 @@ export class DynamoTaskStore implements TaskStore {
     for (let round = 0; round < 3; round++) {
       const actions: TransactWriteItem[] = [{ Put: taskPut }];
       const idempotencyIndex =
-        task.idempotencyKey === undefined
-          ? -1
-          : actions.push({ Put: this.idempotencyPut(task.idempotencyKey, task.taskId, now, staleTaskId) }) -
-            1;
-      if (counterUpdate) actions.push({ Update: counterUpdate });
-      if (outboxPut) actions.push({ Put: { TableName: this.tableName, Item: outboxPut } });
+        actions.push({ Put: this.idempotencyPut(task.idempotencyKey, task.taskId, now, staleTaskId) }) - 1;
       try {
         await this.transact(actions);
         return { created: true, task: stored };
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
         const reasons = cancellationReasons(error) ?? [];
-        const keyHolder = idempotencyIndex >= 0 ? reasons[idempotencyIndex] : undefined;
+        const keyHolder = reasons[idempotencyIndex];
         if (keyHolder?.Code !== "ConditionalCheckFailed") throw new TaskAlreadyExistsError(task.taskId);
         const holderId = keyHolder.Item ? unmarshall(keyHolder.Item).taskId : undefined;
         const existing = typeof holderId === "string" ? await this.get(holderId) : undefined;
@@ -223,12 +219,13 @@ export class DynamoTaskStore implements TaskStore {
     const limit = Math.max(1, Math.floor(query.limit));
     const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     const budget = { scanned: 0, max: this.maxScannedPerList };
-    const index: IndexName = query.status === undefined ? "gsi1" : "gsi2";
-    const { status } = query;
+    const active = query.status !== undefined && ACTIVE_STATUSES.has(query.status);
+    const index: IndexName = active ? "gsi4" : "gsi3";
     const partitions = Array.from({ length: this.shards }, (_, shard) =>
-      status === undefined ? TaskKeys.allTasks(shard) : TaskKeys.byStatus(status, shard),
+      active ? TaskKeys.active(shard) : TaskKeys.allTasks(shard),
     );
-    const filtered = query.taskType !== undefined || query.updatedBefore !== undefined;
+    const filtered =
+      query.taskType !== undefined || query.updatedBefore !== undefined || query.status !== undefined;
     const streams = partitions.map(
       (partition): ListingStream => ({
         partition,
@@ -279,43 +276,59 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async transition(request: TransitionRequest): Promise<TransitionOutcome> {
-    if (request.from.length === 0 || request.from.length > MAX_TRANSACTION_CHECK_VALUES) {
+    if (request.from.length === 0 || request.from.length > MAX_CONDITION_VALUES) {
       return { ok: false, current: await this.get(request.taskId) };
     }
-    const counterUpdate = this.counterUpdate(request.taskId, request.counters ?? {});
-    const events = request.events ?? [];
-    if (!counterUpdate && events.length === 0) return this.updateTask(request);
+    return this.updateTask(request);
+  }
 
-    // Write pinned to the version of the caller's snapshot (or of a fresh read without one): the
-    // outcome is exactly the item written, and the outbox entry can be named after the version the
-    // write produces. A stale snapshot fails the condition and hands back the stored item.
-    let base =
-      request.snapshot?.taskId === request.taskId ? request.snapshot : await this.get(request.taskId);
-    for (let round = 0; round < MAX_RACE_ROUNDS; round++) {
-      if (!base || !guardHolds(base, request)) return { ok: false, current: base };
-      const next = applyTransition(base, request);
-      const now = this.clock.now();
-      const update = this.taskUpdate(request, base.version);
-      const actions: TransactWriteItem[] = [{ Update: update }];
-      if (counterUpdate) actions.push({ Update: counterUpdate });
-      if (events.length > 0) {
-        actions.push({
+  /**
+   * One transaction per call: the deltas, summed, are added to one statistics shard (picked by the
+   * first change, so concurrent stream shards spread over the shards) together with a marker named
+   * after the first change that records the last one counted. A delivery that starts again at that
+   * change finds the marker and counts only what follows its last change.
+   */
+  async applyCounters(changes: readonly CountedChange[]): Promise<void> {
+    let remaining = changes;
+    for (let round = 0; remaining.length > 0; round++) {
+      if (round >= MAX_COUNTER_ROUNDS) {
+        throw new DependencyError(`statistics for ${remaining[0]?.id} could not be applied`);
+      }
+      const first = remaining[0]?.id ?? "";
+      const deltas: CounterDeltas = {};
+      for (const change of remaining) {
+        for (const [name, delta] of Object.entries(change.deltas)) deltas[name] = (deltas[name] ?? 0) + delta;
+      }
+      const expiresAt = Math.floor(this.clock.now().getTime() / 1000) + COUNTED_MARKER_SECONDS;
+      const actions: TransactWriteItem[] = [
+        {
           Put: {
             TableName: this.tableName,
-            Item: this.outboxItem(request.taskId, next.version, events, now),
+            Item: marshall({
+              ...TaskKeys.countedBatch(first),
+              last: remaining.at(-1)?.id ?? first,
+              count: remaining.length,
+              expiresAt,
+            }),
+            ConditionExpression: "attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
           },
-        });
-      }
+        },
+      ];
+      const update = counterAddUpdate(this.tableName, TaskKeys.counters(shardOf(first, this.shards)), deltas);
+      if (update) actions.push({ Update: update });
       try {
         await this.transact(actions);
-        return { ok: true, task: next };
+        return;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        const item = conditionFailureItem(error, 0);
-        base = item ? taskFromItem(item) : undefined;
+        const marker = conditionFailureItem(error, 0);
+        const last = marker ? unmarshall(marker).last : undefined;
+        const at = remaining.findIndex((change) => change.id === last);
+        // A marker whose last change is not in this delivery counted past its end: nothing is left.
+        remaining = at < 0 ? [] : remaining.slice(at + 1);
       }
     }
-    return { ok: false, current: base };
   }
 
   async readCounters(): Promise<Record<string, number>> {
@@ -323,35 +336,7 @@ export class DynamoTaskStore implements TaskStore {
     return readShardedCounters(this.client, this.tableName, shardKeys, this.retry);
   }
 
-  async pendingEvents(olderThan: string, limit: number): Promise<readonly OutboxEntry[]> {
-    if (limit < 1) return [];
-    const perShard = await Promise.all(
-      Array.from({ length: this.shards }, (_, shard) => this.pendingInShard(shard, olderThan, limit)),
-    );
-    return perShard
-      .flat()
-      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0))
-      .slice(0, limit)
-      .map((pending) => pending.entry);
-  }
-
-  async clearEvents(ids: readonly string[]): Promise<void> {
-    const keys = new Map<string, Record<string, AttributeValue>>();
-    for (const id of ids) {
-      const separator = id.lastIndexOf("#");
-      const version = Number(id.slice(separator + 1));
-      if (separator <= 0 || !Number.isInteger(version)) continue;
-      keys.set(id, keyAttributes(TaskKeys.outbox(id.slice(0, separator), version)));
-    }
-    await batchWriteAll(
-      this.client,
-      this.tableName,
-      [...keys.values()].map((Key) => ({ DeleteRequest: { Key } })),
-      this.retry,
-    );
-  }
-
-  /** A transition with no counters and no events is a single UpdateItem (half the cost of a transaction). */
+  /** A transition is a single UpdateItem (half the cost of a transaction, and no read). */
   private async updateTask(request: TransitionRequest): Promise<TransitionOutcome> {
     const update = this.taskUpdate(request, request.expectedVersion);
     let attempts = 0;
@@ -379,6 +364,10 @@ export class DynamoTaskStore implements TaskStore {
     );
   }
 
+  /**
+   * Reads the next keys of one shard's listing (the task indexes project keys only), then the tasks
+   * themselves (BatchGetItem, consistent), and keeps those the query's filters accept.
+   */
   private async fill(
     stream: ListingStream,
     index: IndexName,
@@ -386,23 +375,13 @@ export class DynamoTaskStore implements TaskStore {
     before: string | undefined,
     budget: { scanned: number; readonly max: number },
   ): Promise<void> {
-    const parts: ExpressionParts = { names: { "#pk": `${index}pk` }, values: { ":pk": stream.partition } };
+    const values: Record<string, string> = { ":pk": stream.partition };
     let keyCondition = "#pk = :pk";
+    const names: Record<string, string> = { "#pk": `${index}pk` };
     if (before !== undefined) {
-      parts.names["#sk"] = `${index}sk`;
-      parts.values[":before"] = before;
+      names["#sk"] = `${index}sk`;
+      values[":before"] = before;
       keyCondition += " AND #sk < :before";
-    }
-    const filters: string[] = [];
-    if (query.taskType !== undefined) {
-      parts.names["#taskType"] = "taskType";
-      parts.values[":taskType"] = query.taskType;
-      filters.push("#taskType = :taskType");
-    }
-    if (query.updatedBefore !== undefined) {
-      parts.names["#updatedAt"] = "updatedAt";
-      parts.values[":updatedBefore"] = query.updatedBefore;
-      filters.push("#updatedAt < :updatedBefore");
     }
     // Every stream reads at least once, so a page always makes progress however small the budget.
     while (
@@ -416,17 +395,29 @@ export class DynamoTaskStore implements TaskStore {
             TableName: this.tableName,
             IndexName: index,
             KeyConditionExpression: keyCondition,
-            ...(filters.length > 0 ? { FilterExpression: filters.join(" AND ") } : {}),
-            ExpressionAttributeNames: parts.names,
-            ExpressionAttributeValues: marshall(parts.values, MARSHALL_OPTIONS),
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: marshall(values),
             ScanIndexForward: false,
             Limit: stream.pageSize,
             ...(stream.lastEvaluatedKey ? { ExclusiveStartKey: stream.lastEvaluatedKey } : {}),
           }),
         ),
       );
-      for (const item of output.Items ?? []) {
-        const task = taskFromItem(item);
+      const keys = (output.Items ?? []).map((item) => ({
+        pk: item.pk ?? { S: "" },
+        sk: item.sk ?? { S: "" },
+      }));
+      const items =
+        keys.length === 0
+          ? []
+          : await batchGetAll(this.client, this.tableName, keys, {
+              ...this.retry,
+              consistentRead: true,
+            });
+      const byKey = new Map(items.map((item) => [item.pk?.S, taskFromItem(item)]));
+      for (const key of keys) {
+        const task = byKey.get(key.pk.S);
+        if (!task || !matches(task, query)) continue;
         stream.buffer.push({ task, sortKey: TaskKeys.listing(task.createdAt, task.taskId) });
       }
       budget.scanned += output.ScannedCount ?? output.Items?.length ?? 0;
@@ -438,42 +429,6 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
-  private async pendingInShard(
-    shard: number,
-    olderThan: string,
-    limit: number,
-  ): Promise<{ sortKey: string; entry: OutboxEntry }[]> {
-    const found: { sortKey: string; entry: OutboxEntry }[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const output = await withDynamoRetry("Query", this.retry, () =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: "gsi1",
-            KeyConditionExpression: "gsi1pk = :pk AND gsi1sk < :before",
-            ExpressionAttributeValues: marshall(
-              { ":pk": TaskKeys.pendingOutbox(shard), ":before": olderThan },
-              MARSHALL_OPTIONS,
-            ),
-            ScanIndexForward: true,
-            Limit: limit - found.length,
-            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-          }),
-        ),
-      );
-      for (const item of output.Items ?? []) {
-        const raw = unmarshall(item);
-        found.push({
-          sortKey: String(raw.gsi1sk),
-          entry: { id: String(raw.id), createdAt: String(raw.createdAt), events: raw.events as BusEvent[] },
-        });
-      }
-      startKey = output.LastEvaluatedKey;
-    } while (startKey && found.length < limit);
-    return found;
-  }
-
   private taskItem(task: Task): Record<string, AttributeValue> {
     const shard = shardOf(task.taskId, this.shards);
     const listing = TaskKeys.listing(task.createdAt, task.taskId);
@@ -482,10 +437,9 @@ export class DynamoTaskStore implements TaskStore {
         ...task,
         ...TaskKeys.task(task.taskId),
         entity: "task",
-        gsi1pk: TaskKeys.allTasks(shard),
-        gsi1sk: listing,
-        gsi2pk: TaskKeys.byStatus(task.status, shard),
-        gsi2sk: listing,
+        gsi3pk: TaskKeys.allTasks(shard),
+        gsi3sk: listing,
+        ...(isTerminal(task.status) ? {} : { gsi4pk: TaskKeys.active(shard), gsi4sk: listing }),
       },
       MARSHALL_OPTIONS,
     );
@@ -516,31 +470,6 @@ export class DynamoTaskStore implements TaskStore {
     };
   }
 
-  private outboxItem(
-    taskId: string,
-    version: number,
-    events: readonly BusEvent[],
-    now: Date,
-  ): Record<string, AttributeValue> {
-    const createdAt = now.toISOString();
-    return marshall(
-      {
-        ...TaskKeys.outbox(taskId, version),
-        entity: "outbox",
-        gsi1pk: TaskKeys.pendingOutbox(shardOf(taskId, this.shards)),
-        gsi1sk: TaskKeys.pendingOutboxSort(createdAt, taskId, version),
-        id: outboxEntryId(taskId, version),
-        createdAt,
-        events,
-      },
-      MARSHALL_OPTIONS,
-    );
-  }
-
-  private counterUpdate(taskId: string, counters: CounterDeltas): Update | undefined {
-    return counterAddUpdate(this.tableName, TaskKeys.counters(shardOf(taskId, this.shards)), counters);
-  }
-
   /**
    * The task's conditional update: SET patch, status (and its listing key), version + 1; REMOVE the
    * named fields; under the request's guards and, when given, a pinned version.
@@ -563,17 +492,22 @@ export class DynamoTaskStore implements TaskStore {
       i++;
     }
     if (status !== undefined) {
-      parts.names["#gsi2pk"] = "gsi2pk";
       parts.values[":status"] = status;
-      parts.values[":statusKey"] = TaskKeys.byStatus(status, shardOf(request.taskId, this.shards));
-      sets.push("#status = :status", "#gsi2pk = :statusKey");
+      sets.push("#status = :status");
     }
     sets.push("#version = #version + :one");
     const removes: string[] = [];
+    // A task that ends leaves the sparse index of unfinished tasks: one index delete, then no more.
+    if (status !== undefined && isTerminal(status)) {
+      parts.names["#gsi4pk"] = "gsi4pk";
+      parts.names["#gsi4sk"] = "gsi4sk";
+      removes.push("#gsi4pk", "#gsi4sk");
+    }
     for (const field of removed) {
       if (IMMUTABLE_FIELDS.has(field) || field === "status") continue;
-      parts.names[`#r${removes.length}`] = field;
-      removes.push(`#r${removes.length}`);
+      const name = `#r${removes.length}`;
+      parts.names[name] = field;
+      removes.push(name);
     }
 
     const conditions = [`#status IN (${request.from.map((_, j) => `:from${j}`).join(", ")})`];
@@ -622,39 +556,20 @@ interface ListingStream {
   pageSize: number;
 }
 
-function taskFromItem(item: Record<string, AttributeValue>): Task {
+/** A task item as the domain sees it: key and layout attributes stripped. */
+export function taskFromItem(item: Record<string, AttributeValue>): Task {
   const raw = unmarshall(item);
   for (const attribute of KEY_ATTRIBUTES) delete raw[attribute];
   return raw as Task;
 }
 
-/** The same guards as the write's condition expression, evaluated on an item in hand. */
-function guardHolds(task: Task, request: TransitionRequest): boolean {
-  if (!request.from.includes(task.status)) return false;
-  if (request.expectedVersion !== undefined && task.version !== request.expectedVersion) return false;
-  if (request.leaseToken !== undefined && task.leaseToken !== request.leaseToken) return false;
-  if (request.leaseExpiredBefore !== undefined) {
-    if (task.leaseExpiresAt === undefined || !(task.leaseExpiresAt < request.leaseExpiredBefore))
-      return false;
-  }
-  return true;
-}
-
-/** What the update expression does to `base`, normalised the way DynamoDB stores it. */
-function applyTransition(base: Task, request: TransitionRequest): Task {
-  const next: Record<string, unknown> = { ...base };
-  const removed = new Set<string>(request.remove ?? []);
-  for (const [field, value] of Object.entries(request.patch)) {
-    if (value === undefined || IMMUTABLE_FIELDS.has(field) || removed.has(field)) continue;
-    next[field] = value;
-  }
-  for (const field of removed) {
-    if (!IMMUTABLE_FIELDS.has(field) && field !== "status") delete next[field];
-  }
-  const status = request.to ?? request.patch.status;
-  if (status !== undefined) next.status = status;
-  next.version = base.version + 1;
-  return unmarshall(marshall(next, MARSHALL_OPTIONS)) as Task;
+/** The listing query's filters, on a task read from the table. */
+function matches(task: Task, query: ListTasksQuery): boolean {
+  return (
+    (query.status === undefined || task.status === query.status) &&
+    (query.taskType === undefined || task.taskType === query.taskType) &&
+    (query.updatedBefore === undefined || task.updatedAt < query.updatedBefore)
+  );
 }
 
 /** True when `current` is exactly what this request would have written. */

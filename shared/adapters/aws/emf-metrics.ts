@@ -64,6 +64,11 @@ export class EmfMetrics {
     };
   }
 
+  /** Counts events that were not published through {@link counting} (the task stream's). */
+  count(events: readonly BusEvent[]): void {
+    for (const event of events) this.record(event);
+  }
+
   /** Writes what was counted since the last flush, and starts over. */
   flush(): void {
     for (const tally of this.tallies.values()) {

@@ -1,12 +1,10 @@
 import {
   type AttributeValue,
   BatchGetItemCommand,
-  BatchWriteItemCommand,
   type CancellationReason,
   CreateTableCommand,
   type DynamoDBClient,
   UpdateTimeToLiveCommand,
-  type WriteRequest,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
 import { DependencyError } from "#shared/domain/errors";
@@ -27,9 +25,15 @@ export const AGENTRY_TABLE_SCHEMA = {
   sortKey: "sk",
   billingMode: "PAY_PER_REQUEST",
   timeToLiveAttribute: "expiresAt",
+  /** Committed changes, before and after: lifecycle events, statistics and job fan-in follow from them. */
+  streamViewType: "NEW_AND_OLD_IMAGES",
   globalSecondaryIndexes: [
+    // Agents and jobs.
     { indexName: "gsi1", partitionKey: "gsi1pk", sortKey: "gsi1sk", projection: "ALL" },
     { indexName: "gsi2", partitionKey: "gsi2pk", sortKey: "gsi2sk", projection: "ALL" },
+    // Tasks: keys only, so a transition rewrites no index entry unless it moves one (ADR 0007).
+    { indexName: "gsi3", partitionKey: "gsi3pk", sortKey: "gsi3sk", projection: "KEYS_ONLY" },
+    { indexName: "gsi4", partitionKey: "gsi4pk", sortKey: "gsi4sk", projection: "KEYS_ONLY" },
   ],
 } as const;
 
@@ -43,6 +47,10 @@ export const KEY_ATTRIBUTES: ReadonlySet<string> = new Set([
   "gsi1sk",
   "gsi2pk",
   "gsi2sk",
+  "gsi3pk",
+  "gsi3sk",
+  "gsi4pk",
+  "gsi4sk",
   "entity",
 ]);
 
@@ -77,6 +85,7 @@ export async function createAgentryTable(client: DynamoDBClient, tableName: stri
         ],
         Projection: { ProjectionType: index.projection },
       })),
+      StreamSpecification: { StreamEnabled: true, StreamViewType: schema.streamViewType },
     }),
   );
   await waitUntilTableExists({ client, maxWaitTime: 60, minDelay: 1 }, { TableName: tableName });
@@ -100,20 +109,16 @@ export interface ItemKey {
 /** Keys of the task store's items. */
 export const TaskKeys = {
   task: (taskId: string): ItemKey => ({ pk: `TASK#${taskId}`, sk: "TASK" }),
-  /** Outbox entries live in their task's item collection: the entry id names the key, no read needed. */
-  outbox: (taskId: string, version: number): ItemKey => ({ pk: `TASK#${taskId}`, sk: `OUTBOX#${version}` }),
   idempotency: (idempotencyKey: string): ItemKey => ({ pk: `IDEM#${idempotencyKey}`, sk: "IDEM" }),
   counters: (shard: number): ItemKey => ({ pk: `STATS#${shard}`, sk: "STATS" }),
-  /** gsi1 partition of the all-tasks listing. */
+  /** A statistics batch marker: which changes a stream delivery starting here counted (ADR 0007). */
+  countedBatch: (firstChangeId: string): ItemKey => ({ pk: `COUNTED#${firstChangeId}`, sk: "COUNTED" }),
+  /** gsi3 partition of the all-tasks listing (written once, at create). */
   allTasks: (shard: number): string => `TASKS#${shard}`,
-  /** gsi2 partition of the by-status listing. */
-  byStatus: (status: string, shard: number): string => `STATUS#${status}#${shard}`,
-  /** gsi1 partition of unpublished outbox entries. */
-  pendingOutbox: (shard: number): string => `OUTBOX#${shard}`,
+  /** gsi4 partition of the tasks not yet finished (sparse: removed when a task ends). */
+  active: (shard: number): string => `ACTIVE#${shard}`,
   /** Sort key of both listings: newest first is a descending query. */
   listing: (createdAt: string, taskId: string): string => `${createdAt}#${taskId}`,
-  pendingOutboxSort: (createdAt: string, taskId: string, version: number): string =>
-    `${createdAt}#${taskId}#${version}`,
 } as const;
 
 /** Keys of the agent registry's items. */
@@ -294,34 +299,6 @@ export async function withDynamoRetry<T>(
         );
       }
       await sleep(backoffDelayMs(attempt, options));
-    }
-  }
-}
-
-/**
- * Writes (puts or deletes) any number of items with BatchWriteItem: chunks of 25, UnprocessedItems
- * sent again with backoff until none are left.
- */
-export async function batchWriteAll(
-  client: DynamoDBClient,
-  tableName: string,
-  requests: readonly WriteRequest[],
-  options: ResolvedRetryOptions,
-): Promise<void> {
-  for (let start = 0; start < requests.length; start += 25) {
-    let pending: WriteRequest[] = requests.slice(start, start + 25);
-    for (let round = 1; pending.length > 0; round++) {
-      const output = await withDynamoRetry("BatchWriteItem", options, () =>
-        client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: pending } })),
-      );
-      pending = output.UnprocessedItems?.[tableName] ?? [];
-      if (pending.length === 0) break;
-      if (round >= options.maxAttempts) {
-        throw new DependencyError(
-          `DynamoDB BatchWriteItem left ${pending.length} items unprocessed after ${round} attempts`,
-        );
-      }
-      await sleep(backoffDelayMs(round, options));
     }
   }
 }

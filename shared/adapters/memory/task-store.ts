@@ -1,57 +1,99 @@
 import { ValidationError } from "#shared/domain/errors";
-import type { BusEvent } from "#shared/domain/events";
-import { applyTaskWrite, type Task } from "#shared/domain/task";
-import { type Clock, systemClock } from "#shared/ports/clock";
+import type { Task } from "#shared/domain/task";
+import { applyWrite, guardHolds } from "#shared/domain/transitions";
 import {
+  type CountedChange,
   type CreateTaskOutcome,
   type CreateTaskRequest,
   isTaskListingPosition,
   type ListTasksQuery,
-  type OutboxEntry,
-  outboxEntryId,
+  type TaskChange,
   type TaskPage,
   type TaskStore,
   type TransitionOutcome,
   type TransitionRequest,
+  taskChangeId,
 } from "#shared/ports/task-store";
 import { deepCopy } from "./copy.ts";
 
+/** Receives committed changes in batches; a rejection delivers the batch again from `failedAt`. */
+export type TaskChangeHandler = (
+  changes: readonly TaskChange[],
+) => Promise<{ failedAt?: number } | undefined>;
+
+export interface MemoryTaskStoreOptions {
+  /** Most changes per delivered batch. @default 100 */
+  readonly batchSize?: number;
+  /** Pause before a failed batch is delivered again. @default 50 */
+  readonly retryDelayMs?: number;
+  /** Most tasks one `list` call reads, whatever the filter (as on DynamoDB). @default 1000 */
+  readonly maxScannedPerList?: number;
+}
+
 /**
- * The embedded TaskStore: the same conditional-write semantics as the DynamoDB adapter, in process.
- * Records are deep-copied in and out so callers can never mutate stored state.
+ * The embedded TaskStore: the same conditional-write semantics as the DynamoDB adapter, in process,
+ * and the same change feed as the table's stream: every committed write becomes a change (task before
+ * and after) delivered in order, in batches, to the handler given to `onChanges`, again from the first
+ * change it reports failed. Records are deep-copied in and out so callers can never mutate stored
+ * state.
  *
  * @example
  * const store = new MemoryTaskStore();
- * await store.create({ task, counters: { submitted: 1 }, events: [] });
+ * store.onChanges((changes) => stream.process(changes));
+ * await store.create({ task });
  */
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, Task>();
   private readonly idempotencyKeys = new Map<string, string>();
   private readonly counters = new Map<string, number>();
-  private readonly outbox = new Map<string, OutboxEntry>();
+  private readonly counted = new Set<string>();
+  private readonly pending: TaskChange[] = [];
   /** Listing positions (`createdAt#taskId`) in ascending order; createdAt never changes, so neither does a position. */
   private readonly positions: string[] = [];
-  private readonly clock: Clock;
   private readonly maxScannedPerList: number;
+  private readonly batchSize: number;
+  private readonly retryDelayMs: number;
+  private handler: TaskChangeHandler | undefined;
+  private draining: Promise<void> | undefined;
 
-  constructor(options: { clock?: Clock; maxScannedPerList?: number } = {}) {
-    this.clock = options.clock ?? systemClock;
+  constructor(options: MemoryTaskStoreOptions = {}) {
+    this.batchSize = options.batchSize ?? 100;
+    this.retryDelayMs = options.retryDelayMs ?? 50;
     this.maxScannedPerList = Math.max(1, options.maxScannedPerList ?? 1000);
   }
 
-  async create({ task, counters, events }: CreateTaskRequest): Promise<CreateTaskOutcome> {
+  /** Feeds every committed change, from now on, to `handler`. Returns a function that stops it. */
+  onChanges(handler: TaskChangeHandler): () => void {
+    this.handler = handler;
+    this.drain();
+    return () => {
+      if (this.handler === handler) this.handler = undefined;
+    };
+  }
+
+  /** Resolves once every change committed so far was delivered (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  /** True while changes wait to be delivered. */
+  get busy(): boolean {
+    return this.draining !== undefined || (this.handler !== undefined && this.pending.length > 0);
+  }
+
+  async create({ task }: CreateTaskRequest): Promise<CreateTaskOutcome> {
     if (task.idempotencyKey !== undefined) {
       const existingId = this.idempotencyKeys.get(task.idempotencyKey);
       const existing = existingId === undefined ? undefined : this.tasks.get(existingId);
       if (existing) return { created: false, task: deepCopy(existing) };
     }
     if (this.tasks.has(task.taskId)) throw new Error(`task ${task.taskId} already exists`);
-    this.tasks.set(task.taskId, deepCopy(task));
+    const stored = deepCopy(task);
+    this.tasks.set(task.taskId, stored);
     this.insertPosition(sortKey(task));
     if (task.idempotencyKey !== undefined) this.idempotencyKeys.set(task.idempotencyKey, task.taskId);
-    this.applyCounters(counters);
-    this.addOutbox(task.taskId, task.version, events);
-    return { created: true, task: deepCopy(task) };
+    this.committed(undefined, stored);
+    return { created: true, task: deepCopy(stored) };
   }
 
   async get(taskId: string): Promise<Task | undefined> {
@@ -101,44 +143,30 @@ export class MemoryTaskStore implements TaskStore {
     if (!current || !guardHolds(current, request)) {
       return { ok: false, current: current === undefined ? undefined : deepCopy(current) };
     }
-    const next = applyTaskWrite(
-      current,
-      request.patch,
-      request.remove,
-      request.to ?? current.status,
-      deepCopy,
-    );
+    const next = applyWrite(current, { ...request, patch: deepCopy(request.patch) });
     this.tasks.set(next.taskId, next);
-    this.applyCounters(request.counters ?? {});
-    this.addOutbox(next.taskId, next.version, request.events ?? []);
+    this.committed(current, next);
     return { ok: true, task: deepCopy(next) };
+  }
+
+  async applyCounters(changes: readonly CountedChange[]): Promise<void> {
+    for (const change of changes) {
+      if (this.counted.has(change.id)) continue;
+      this.counted.add(change.id);
+      for (const [name, delta] of Object.entries(change.deltas)) {
+        this.counters.set(name, (this.counters.get(name) ?? 0) + delta);
+      }
+    }
   }
 
   async readCounters(): Promise<Record<string, number>> {
     return Object.fromEntries(this.counters);
   }
 
-  async pendingEvents(olderThan: string, limit: number): Promise<readonly OutboxEntry[]> {
-    return [...this.outbox.values()]
-      .filter((e) => e.createdAt < olderThan)
-      .sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1))
-      .slice(0, limit)
-      .map((e) => deepCopy(e));
-  }
-
-  async clearEvents(ids: readonly string[]): Promise<void> {
-    for (const id of ids) this.outbox.delete(id);
-  }
-
   /** Test hook: the stored record exactly as kept, internals included. */
   inspect(taskId: string): Task | undefined {
     const task = this.tasks.get(taskId);
     return task === undefined ? undefined : deepCopy(task);
-  }
-
-  /** Test hook: every outbox entry not yet cleared. */
-  inspectOutbox(): OutboxEntry[] {
-    return [...this.outbox.values()].map((e) => deepCopy(e));
   }
 
   private insertPosition(position: string): void {
@@ -148,32 +176,37 @@ export class MemoryTaskStore implements TaskStore {
     else this.positions.splice(lowerBound(this.positions, position), 0, position);
   }
 
-  private applyCounters(deltas: Readonly<Record<string, number>>): void {
-    for (const [name, delta] of Object.entries(deltas)) {
-      this.counters.set(name, (this.counters.get(name) ?? 0) + delta);
-    }
+  private committed(before: Task | undefined, after: Task): void {
+    this.pending.push({
+      id: taskChangeId(before, after),
+      ...(before ? { before: deepCopy(before) } : {}),
+      after: deepCopy(after),
+    });
+    this.drain();
   }
 
-  private addOutbox(taskId: string, version: number, events: readonly BusEvent[]): void {
-    if (events.length === 0) return;
-    const id = outboxEntryId(taskId, version);
-    this.outbox.set(id, {
-      id,
-      createdAt: this.clock.now().toISOString(),
-      events: deepCopy([...events]),
+  /** One delivery loop at a time, so changes arrive in commit order, as a stream shard delivers them. */
+  private drain(): void {
+    if (this.draining || !this.handler || this.pending.length === 0) return;
+    this.draining = (async () => {
+      // Let the writes of the current tick join the batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      while (this.handler && this.pending.length > 0) {
+        const batch = this.pending.slice(0, this.batchSize);
+        let failedAt: number | undefined;
+        try {
+          failedAt = (await this.handler(batch))?.failedAt;
+        } catch {
+          failedAt = 0;
+        }
+        this.pending.splice(0, failedAt ?? batch.length);
+        if (failedAt !== undefined) await new Promise((resolve) => setTimeout(resolve, this.retryDelayMs));
+      }
+    })().finally(() => {
+      this.draining = undefined;
+      this.drain();
     });
   }
-}
-
-function guardHolds(task: Task, request: TransitionRequest): boolean {
-  if (!request.from.includes(task.status)) return false;
-  if (request.expectedVersion !== undefined && task.version !== request.expectedVersion) return false;
-  if (request.leaseToken !== undefined && task.leaseToken !== request.leaseToken) return false;
-  if (request.leaseExpiredBefore !== undefined) {
-    if (task.leaseExpiresAt === undefined || !(task.leaseExpiresAt < request.leaseExpiredBefore))
-      return false;
-  }
-  return true;
 }
 
 /** The first index whose value is not below `value` (binary search in an ascending array). */

@@ -1,0 +1,187 @@
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  type _Record,
+  DescribeStreamCommand,
+  type DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+} from "@aws-sdk/client-dynamodb-streams";
+import type { TaskStreamRecord } from "#shared/adapters/aws/task-stream-records";
+import type { Logger } from "#shared/ports/logger";
+
+export type StreamBatchHandler = (event: {
+  Records: readonly TaskStreamRecord[];
+}) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
+
+export interface StreamPollerOptions {
+  readonly dynamodb: DynamoDBClient;
+  readonly streams: DynamoDBStreamsClient;
+  readonly tableName: string;
+  readonly handler: StreamBatchHandler;
+  readonly logger: Logger;
+  /** Most records per batch. @default 100 */
+  readonly batchSize?: number;
+  /** Pause after an empty read of a shard. @default 100 */
+  readonly idleMs?: number;
+}
+
+export interface RunningStreamPoller {
+  /** Resolves once every shard has been read to its current end (an empty read begun after the call). */
+  caughtUp(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * What Lambda's event source mapping on a DynamoDB Stream does, for the emulated runtime and tests:
+ * reads every shard of the table's stream in order (DescribeStream, GetShardIterator, GetRecords),
+ * hands each batch to the handler as a stream event, and checkpoints after it. A record reported in
+ * `batchItemFailures` is read again, with everything after it; a handler that throws gets the whole
+ * batch again. Closed shards are followed by their children.
+ *
+ * @example
+ * const poller = await startStreamPoller({ dynamodb, streams, tableName, handler, logger });
+ * await poller.stop();
+ */
+export async function startStreamPoller(options: StreamPollerOptions): Promise<RunningStreamPoller> {
+  const table = await options.dynamodb.send(new DescribeTableCommand({ TableName: options.tableName }));
+  const streamArn = table.Table?.LatestStreamArn;
+  if (!streamArn) throw new Error(`table ${options.tableName} has no stream`);
+  const stopping = new AbortController();
+  const started = new Set<string>();
+  const closed = new Set<string>();
+  const lanes: Promise<void>[] = [];
+  /** Per open shard: when its last read that found nothing began. */
+  const emptyReadStartedAt = new Map<string, number>();
+  let described = 0;
+
+  const readShard = async (shardId: string) => {
+    let iterator = await shardIterator(options.streams, streamArn, shardId, "TRIM_HORIZON");
+    while (!stopping.signal.aborted && iterator) {
+      const readStartedAt = performance.now();
+      try {
+        const output = await options.streams.send(
+          new GetRecordsCommand({ ShardIterator: iterator, Limit: options.batchSize ?? 100 }),
+          { abortSignal: stopping.signal },
+        );
+        const records = output.Records ?? [];
+        if (records.length === 0) {
+          emptyReadStartedAt.set(shardId, readStartedAt);
+          iterator = output.NextShardIterator;
+          await pause(options.idleMs ?? 100, stopping.signal);
+          continue;
+        }
+        const retryFrom = await deliver(records);
+        iterator =
+          retryFrom === undefined
+            ? output.NextShardIterator
+            : await shardIterator(options.streams, streamArn, shardId, "AT_SEQUENCE_NUMBER", retryFrom);
+      } catch (error) {
+        if (stopping.signal.aborted) return;
+        options.logger.error("stream poll failed; retrying", { shardId, error: String(error) });
+        await pause(500, stopping.signal);
+      }
+    }
+    emptyReadStartedAt.delete(shardId);
+    closed.add(shardId);
+  };
+
+  /** Hands one batch over; returns the sequence number to read again from, if any. */
+  const deliver = async (records: readonly _Record[]): Promise<string | undefined> => {
+    try {
+      const response = await options.handler({ Records: records as TaskStreamRecord[] });
+      const failed = response.batchItemFailures.map((f) => f.itemIdentifier);
+      if (failed.length === 0) return undefined;
+      return failed.sort(compareSequenceNumbers)[0];
+    } catch (error) {
+      options.logger.error("stream handler threw; the whole batch will be delivered again", {
+        error: String(error),
+      });
+      await pause(200, stopping.signal);
+      return records[0]?.dynamodb?.SequenceNumber;
+    }
+  };
+
+  const discover = async () => {
+    while (!stopping.signal.aborted) {
+      try {
+        const description = await options.streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
+        for (const shard of description.StreamDescription?.Shards ?? []) {
+          const id = shard.ShardId;
+          // A child shard is read once its parent was read to its end: a key's changes stay in order.
+          if (!id || started.has(id)) continue;
+          const parent = shard.ParentShardId;
+          if (parent && hasShard(description, parent) && !closed.has(parent)) continue;
+          started.add(id);
+          lanes.push(readShard(id));
+        }
+        described = performance.now();
+      } catch (error) {
+        if (stopping.signal.aborted) return;
+        options.logger.error("describing the stream failed; retrying", { error: String(error) });
+      }
+      await pause(1_000, stopping.signal);
+    }
+  };
+  const discovery = discover();
+
+  return {
+    async caughtUp() {
+      const since = performance.now();
+      for (;;) {
+        const open = [...started].filter((id) => !closed.has(id));
+        if (described > since && open.every((id) => (emptyReadStartedAt.get(id) ?? -1) > since)) return;
+        if (stopping.signal.aborted) return;
+        await pause(20, stopping.signal);
+      }
+    },
+    async stop() {
+      stopping.abort();
+      await discovery;
+      await Promise.allSettled(lanes);
+    },
+  };
+}
+
+function hasShard(
+  description: { StreamDescription?: { Shards?: { ShardId?: string }[] } },
+  shardId: string,
+): boolean {
+  return (description.StreamDescription?.Shards ?? []).some((s) => s.ShardId === shardId);
+}
+
+async function shardIterator(
+  streams: DynamoDBStreamsClient,
+  streamArn: string,
+  shardId: string,
+  type: "TRIM_HORIZON" | "AT_SEQUENCE_NUMBER",
+  sequenceNumber?: string,
+): Promise<string | undefined> {
+  const output = await streams.send(
+    new GetShardIteratorCommand({
+      StreamArn: streamArn,
+      ShardId: shardId,
+      ShardIteratorType: type,
+      ...(sequenceNumber !== undefined ? { SequenceNumber: sequenceNumber } : {}),
+    }),
+  );
+  return output.ShardIterator;
+}
+
+function compareSequenceNumbers(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
