@@ -88,7 +88,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<R
   /** Hands one batch over; returns the sequence number to read again from, if any. */
   const deliver = async (records: readonly _Record[]): Promise<string | undefined> => {
     try {
-      const response = await options.handler({ Records: records as TaskStreamRecord[] });
+      const response = await options.handler({ Records: records.map(repairImages) });
       const failed = response.batchItemFailures.map((f) => f.itemIdentifier);
       if (failed.length === 0) return undefined;
       return failed.sort(compareSequenceNumbers)[0];
@@ -184,4 +184,45 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
       { once: true },
     );
   });
+}
+
+/**
+ * The Streams client deserializes an empty map or list attribute (`{"M":{}}`, `{"L":[]}`) to `{}`,
+ * which no unmarshaller accepts. Lambda's event carries the raw JSON and has no such gap. The changes
+ * are read for status, version and outcome, never for empty containers, so `{}` becomes an empty map.
+ */
+function repairImages(record: _Record): TaskStreamRecord {
+  const repair = (value: unknown): unknown => {
+    if (value === null || typeof value !== "object") return value;
+    if (Array.isArray(value)) return value.map(repair);
+    const entries = Object.entries(value as Record<string, unknown>);
+    if (entries.length === 0) return { M: {} };
+    return Object.fromEntries(entries.map(([k, v]) => [k, repairAttribute(k, v, repair)]));
+  };
+  const dynamodb = record.dynamodb;
+  if (!dynamodb) return record as TaskStreamRecord;
+  return {
+    ...(record as TaskStreamRecord),
+    dynamodb: {
+      ...dynamodb,
+      ...(dynamodb.NewImage ? { NewImage: repairMap(dynamodb.NewImage, repair) } : {}),
+      ...(dynamodb.OldImage ? { OldImage: repairMap(dynamodb.OldImage, repair) } : {}),
+    },
+  } as TaskStreamRecord;
+}
+
+function repairMap(
+  image: Record<string, unknown>,
+  repair: (value: unknown) => unknown,
+): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(image).map(([name, value]) => [name, repair(value)]));
+}
+
+/** Inside an attribute value: recurse into M (a map of values) and L (a list of values) only. */
+function repairAttribute(type: string, value: unknown, repair: (value: unknown) => unknown): unknown {
+  if (type === "M" && value !== null && typeof value === "object") {
+    return repairMap(value as Record<string, unknown>, repair);
+  }
+  if (type === "L" && Array.isArray(value)) return value.map(repair);
+  return value;
 }
