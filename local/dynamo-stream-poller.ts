@@ -23,6 +23,11 @@ export interface StreamPollerOptions {
   readonly batchSize?: number;
   /** Pause after an empty read of a shard. @default 100 */
   readonly idleMs?: number;
+  /**
+   * How long records are gathered before a batch that is not full is handed over: the event source's
+   * MaximumBatchingWindowInSeconds (infra/constructs/aggregation.ts deploys 1 s). @default 0
+   */
+  readonly batchingWindowMs?: number;
 }
 
 export interface RunningStreamPoller {
@@ -47,6 +52,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<R
   const streamArn = table.Table?.LatestStreamArn;
   if (!streamArn) throw new Error(`table ${options.tableName} has no stream`);
   const stopping = new AbortController();
+  const batchSize = options.batchSize ?? 100;
   const started = new Set<string>();
   const closed = new Set<string>();
   const lanes: Promise<void>[] = [];
@@ -60,16 +66,29 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<R
       const readStartedAt = performance.now();
       try {
         const output = await options.streams.send(
-          new GetRecordsCommand({ ShardIterator: iterator, Limit: options.batchSize ?? 100 }),
+          new GetRecordsCommand({ ShardIterator: iterator, Limit: batchSize }),
           { abortSignal: stopping.signal },
         );
-        const records = output.Records ?? [];
+        const records = [...(output.Records ?? [])];
         if (records.length === 0) {
           emptyReadStartedAt.set(shardId, readStartedAt);
           iterator = output.NextShardIterator;
           await pause(options.idleMs ?? 100, stopping.signal);
           continue;
         }
+        // Gather until the batch is full or the batching window closes, as the event source does.
+        const windowEnds = performance.now() + (options.batchingWindowMs ?? 0);
+        let next = output.NextShardIterator;
+        while (next && records.length < batchSize && performance.now() < windowEnds) {
+          await pause(Math.min(options.idleMs ?? 100, windowEnds - performance.now()), stopping.signal);
+          if (stopping.signal.aborted) break;
+          const more = await options.streams.send(
+            new GetRecordsCommand({ ShardIterator: next, Limit: batchSize - records.length }),
+          );
+          records.push(...(more.Records ?? []));
+          next = more.NextShardIterator;
+        }
+        output.NextShardIterator = next;
         const retryFrom = await deliver(records);
         iterator =
           retryFrom === undefined

@@ -203,6 +203,9 @@ export async function startEmulatedTaskStream(
     streams: infra.streams,
     tableName: infra.resources.tableName,
     logger: deps.logger,
+    // As deployed (infra/constructs/aggregation.ts): batches of up to 100, a 1 s batching window.
+    batchSize: 100,
+    batchingWindowMs: 1_000,
     handler: (event) => meteredInvocation("aggregator", deps.onInvocation, () => handler(event)),
   });
 }
