@@ -1,7 +1,7 @@
 import { type BusEvent, DetailType, EVENT_SOURCE, type TaskEventDetail } from "./events.ts";
 import { assertTransition, isTerminal } from "./lifecycle.ts";
 import { Counter, type CounterDeltas } from "./statistics.ts";
-import type { Task, TaskError, TaskStatus } from "./task.ts";
+import { applyTaskWrite, type Task, type TaskError, type TaskStatus } from "./task.ts";
 
 /**
  * The one home of the task-transition rules (docs/adr/0007-write-path-cost.md). Every write that
@@ -49,22 +49,37 @@ export function guardHolds(task: Task, guard: TransitionGuard): boolean {
 }
 
 /**
- * The task as the write leaves it: fields set, removed fields deleted, the new status, version + 1.
- * Immutable fields are never touched. (Throws IllegalTransitionError for a status change the
- * lifecycle forbids.)
+ * The task as the write leaves it: fields set, removed fields deleted, the new status, version + 1,
+ * in the one pass of `applyTaskWrite` (no `delete`, which slows every later copy). Immutable fields
+ * are never touched. `copyValue` copies each patched value (a store that must not share the caller's
+ * objects). (Throws IllegalTransitionError for a status change the lifecycle forbids.)
  */
-export function applyWrite(task: Task, write: Pick<TaskWrite, "to" | "patch" | "remove">): Task {
+export function applyWrite(
+  task: Task,
+  write: Pick<TaskWrite, "to" | "patch" | "remove">,
+  copyValue?: (value: unknown) => unknown,
+): Task {
   // A redrive (`redriveWrite`) is the one edge out of `failed` the lifecycle table does not have.
   const redrive = task.status === "failed" && write.to === "submitted";
   if (write.to !== undefined && write.to !== task.status && !redrive) assertTransition(task.status, write.to);
-  const fields: Record<string, unknown> = { ...task };
-  const removed = new Set<string>(write.remove ?? []);
-  for (const [key, value] of Object.entries(write.patch)) {
-    if (value === undefined || IMMUTABLE_FIELDS.has(key) || removed.has(key) || key === "status") continue;
-    fields[key] = value;
+  const remove = write.remove?.some((key) => IMMUTABLE_FIELDS.has(key))
+    ? write.remove.filter((key) => !IMMUTABLE_FIELDS.has(key))
+    : write.remove;
+  return applyTaskWrite(task, mutablePatch(write.patch), remove, write.to ?? task.status, copyValue);
+}
+
+/** The patch without the fields no write may set (status and version are set by the write itself). */
+function mutablePatch(patch: TaskPatch): TaskPatch {
+  for (const key in patch) {
+    if (IMMUTABLE_FIELDS.has(key) || key === "status") {
+      const kept: Record<string, unknown> = {};
+      for (const [name, value] of Object.entries(patch)) {
+        if (!IMMUTABLE_FIELDS.has(name) && name !== "status") kept[name] = value;
+      }
+      return kept as TaskPatch;
+    }
   }
-  for (const key of removed) if (!IMMUTABLE_FIELDS.has(key) && key !== "status") delete fields[key];
-  return { ...fields, status: write.to ?? task.status, version: task.version + 1 } as Task;
+  return patch;
 }
 
 /**

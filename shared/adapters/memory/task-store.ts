@@ -143,7 +143,7 @@ export class MemoryTaskStore implements TaskStore {
     if (!current || !guardHolds(current, request)) {
       return { ok: false, current: current === undefined ? undefined : deepCopy(current) };
     }
-    const next = applyWrite(current, { ...request, patch: deepCopy(request.patch) });
+    const next = applyWrite(current, request, deepCopy);
     this.tasks.set(next.taskId, next);
     this.committed(current, next);
     return { ok: true, task: deepCopy(next) };
