@@ -7,7 +7,7 @@ export type EventHandler = (event: BusEvent) => Promise<void> | void;
 
 /**
  * Publishes events. Adapters resend only the entries that failed; if some still fail, `publish`
- * throws a DependencyError and the caller leaves them in the outbox for the sweeper.
+ * throws a DependencyError; the task stream then has its batch delivered again (ADR 0007).
  *
  * @example
  * await bus.publish([{ id, source: "agentry", "detail-type": "Task Completed", time, detail }]);

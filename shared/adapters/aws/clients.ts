@@ -40,7 +40,7 @@ export const AwsAdapterEnvironmentSchema = z.object({
   EVENT_BUS_NAME: z.string({ error: "EVENT_BUS_NAME is required" }).min(1, "EVENT_BUS_NAME is required"),
   QUEUE_URLS: urlMap("QUEUE_URLS"),
   DLQ_URLS: urlMap("DLQ_URLS"),
-  /** Shards of counters, status listings and the outbox index; the same in every function. */
+  /** Shards of counters and task listings; the same in every function. */
   STORE_SHARDS: z.coerce.number().int().min(1).max(1000).default(16),
 });
 export type AwsAdapterEnvironment = z.infer<typeof AwsAdapterEnvironmentSchema>;

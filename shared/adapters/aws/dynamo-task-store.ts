@@ -50,7 +50,7 @@ export interface DynamoTaskStoreOptions {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   /**
-   * Shards of the statistics counters, status listings and outbox index. Every process that shares
+   * Shards of the statistics counters and the task listings. Every process that shares
    * the table must use the same number.
    * @default 16
    */

@@ -31,12 +31,13 @@ export interface EmfMetricsOptions {
 
 /**
  * Task and job metrics in CloudWatch's Embedded Metric Format, written to the function's log: no
- * AWS call, no latency. Counts what the platform publishes, so it follows the lifecycle exactly:
+ * AWS call, no latency. Counts the lifecycle events the task stream derives (`count`, in the stream
+ * consumer, functions/aggregator.ts) and the job events the platform publishes (`counting`):
  * `TasksCompleted`, `TasksFailed`, `TasksRetried` and `TaskDuration` (the handler's execution time)
  * per `capability` and `taskType`, and `JobsCompleted` / `JobsFailed` / `JobsCanceled`. Wrap the
  * publisher the platform is built with, and `flush()` at the end of each invocation (one EMF document
- * per capability and task type seen). An event whose publish failed is not counted here: the sweeper
- * republishes it from the outbox later, without metrics.
+ * per capability and task type seen). A stream batch delivered again is counted again (at-least-once,
+ * as the stream is).
  *
  * @example
  * const metrics = new EmfMetrics();

@@ -46,8 +46,8 @@ interface FailedEntry {
 /**
  * Publishes events to an EventBridge bus. PutEvents reports failures per entry without throwing, so
  * each chunk (≤ 10 entries, < 256 KB) is sent, its failed entries (only those) are sent again with backoff a few times,
- * and whatever still fails makes `publish` throw a DependencyError naming the events. The caller
- * keeps those in the outbox for the sweeper.
+ * and whatever still fails makes `publish` throw a DependencyError naming the events. The caller (the
+ * task stream) then has its stream batch delivered again.
  *
  * EventBridge assigns its own event id; consumers deduplicate on the detail (task id + version).
  *
