@@ -65,7 +65,7 @@ export interface AgentryFunctionProps {
    */
   readonly deadLetterQueueUrls?: Readonly<Record<string, string>>;
   /**
-   * `STORE_SHARDS`: shards of the store's counters, listings and outbox (`PlatformConfig.shards`);
+   * `STORE_SHARDS`: shards of the store's statistics counters and listing keys (`PlatformConfig.shards`);
    * every function of a deployment must use the same value.
    *
    * @default - unset; the runtime's default (16) applies

@@ -236,7 +236,6 @@ export class FargateWorker extends Construct {
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
       "dynamodb:Query",
-      "dynamodb:BatchWriteItem",
     ]);
     props.eventBus.grantPutEventsTo(taskRole);
     taskQueues.grantPoll(taskRole, settings.queues);

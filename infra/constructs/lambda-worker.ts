@@ -130,7 +130,6 @@ export class LambdaWorker extends Construct {
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:Query",
-      "dynamodb:BatchWriteItem",
     ]);
     props.eventBus.grantPutEventsTo(fn);
     // Explicit, narrow queue grants instead of SqsEventSource's (which adds GetQueueUrl through

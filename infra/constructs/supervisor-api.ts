@@ -163,7 +163,6 @@ export class SupervisorApi extends Construct {
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
       "dynamodb:Query",
-      "dynamodb:BatchWriteItem",
     ]);
     // SendMessage only, on every task queue: submission enqueues to the URLs in QUEUE_URLS.
     taskQueues.grantSendMessages(fn);

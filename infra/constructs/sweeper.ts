@@ -102,15 +102,14 @@ export class Sweeper extends Construct {
       logRemovalPolicy: props.logRemovalPolicy,
     });
     const fn = this.handler.function;
-    // No DeleteItem: no sweeper path deletes an item (the task sweep, the agent liveness sweep and the
-    // due-jobs sweep only update, put and clear outbox entries through BatchWriteItem).
+    // No DeleteItem and no BatchWriteItem: the task sweep, the agent liveness sweep and the due-jobs
+    // sweep only get, query, put and update (lifecycle events follow from the table's stream).
     TaskTable.grantItemAccess(props.table, fn, [
       "dynamodb:GetItem",
       "dynamodb:BatchGetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:Query",
-      "dynamodb:BatchWriteItem",
     ]);
     // SendMessage only, on every task queue: re-enqueued and retried tasks go to the URLs in QUEUE_URLS.
     props.taskQueues.grantSendMessages(fn);

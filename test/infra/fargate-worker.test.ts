@@ -218,7 +218,6 @@ describe("the research worker on ECS Fargate", () => {
     const [busId] = Object.keys(resourcesOfType(template, "AWS::Events::EventBus"));
 
     expect([...grants.keys()].sort()).toEqual([
-      "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",

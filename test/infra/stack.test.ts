@@ -108,6 +108,14 @@ describe("AgentryStack with IAM authorization (the default)", () => {
         deadLetterQueueIds.add(referencedId(config.TargetArn));
       }
     }
+    for (const mapping of Object.values(resourcesOfType(template, "AWS::Lambda::EventSourceMapping"))) {
+      const onFailure = (
+        mapping.Properties.DestinationConfig as { OnFailure?: { Destination: unknown } } | undefined
+      )?.OnFailure;
+      if (onFailure) {
+        deadLetterQueueIds.add(referencedId(onFailure.Destination));
+      }
+    }
     for (const rule of Object.values(resourcesOfType(template, "AWS::Events::Rule"))) {
       for (const target of rule.Properties.Targets as Array<{ DeadLetterConfig?: { Arn: unknown } }>) {
         if (target.DeadLetterConfig) {
@@ -407,10 +415,15 @@ describe("AgentryStack with IAM authorization (the default)", () => {
       }
     });
 
-    it("grants DynamoDB access on the table and its two named indexes only", () => {
+    it("grants DynamoDB access on the table, its named indexes and its stream only", () => {
       for (const policy of Object.values(resourcesOfType(template, "AWS::IAM::Policy"))) {
         for (const statement of statementsOf(policy.Properties.PolicyDocument)) {
-          if (actionsOf(statement).some((a) => a.startsWith("dynamodb:"))) {
+          // ListStreams has no resource-level permission: IAM only accepts "*" for it (CDK merges it
+          // into the function's "*" statement); every other DynamoDB action names the table.
+          const scoped = actionsOf(statement).filter(
+            (a) => a.startsWith("dynamodb:") && a !== "dynamodb:ListStreams",
+          );
+          if (scoped.length > 0) {
             const resources = JSON.stringify(statement.Resource);
             expect(resources).not.toContain("index/*");
             expect(resources).not.toBe('"*"');
@@ -420,21 +433,23 @@ describe("AgentryStack with IAM authorization (the default)", () => {
     });
 
     it("grants each function exactly the DynamoDB actions it calls", () => {
-      // Every function gets, puts, updates, queries and batch-writes (outbox entries are cleared in
-      // batches). No function issues a ConditionCheck item: every guard is a ConditionExpression.
-      const itemActions = [
-        "dynamodb:BatchWriteItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-      ];
+      // Every function gets, puts, updates and queries. None batch-writes (lifecycle events follow
+      // from the table's stream: there is no outbox to clear) and none issues a ConditionCheck item:
+      // every guard is a ConditionExpression.
+      const itemActions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"];
       const expected: Record<string, string[]> = {
         // BatchGetItem: counters and agent listings; DeleteItem: agent unregistration.
         "supervisor-api": [...itemActions, "dynamodb:BatchGetItem", "dynamodb:DeleteItem"].sort(),
         // BatchGetItem: the agent liveness sweep lists agents with their load items.
         sweeper: [...itemActions, "dynamodb:BatchGetItem"].sort(),
-        aggregator: itemActions,
+        // The stream event source reads the table's stream with the function's role.
+        aggregator: [
+          ...itemActions,
+          "dynamodb:DescribeStream",
+          "dynamodb:GetRecords",
+          "dynamodb:GetShardIterator",
+          "dynamodb:ListStreams",
+        ].sort(),
         ...Object.fromEntries(CAPABILITIES.map((c) => [c, itemActions])),
       };
 
@@ -517,19 +532,42 @@ describe("AgentryStack with IAM authorization (the default)", () => {
           for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage"]) {
             expect(queueIdsOf(fn, action), `${fn.service} ${action}`).toEqual(dlqIds(every).sort());
           }
-        } else {
-          // Sends only, to every task queue; the sweeper and the aggregator also to their own DLQ
-          // (Lambda dead-letters failed asynchronous invocations with the function's role).
+        } else if (fn.service === "sweeper") {
+          // Sends only, to every task queue and to its own DLQ (Lambda dead-letters failed
+          // asynchronous invocations with the function's role).
           expect(sqsActions(fn), fn.service).toEqual(["sqs:SendMessage"]);
           const sentTo = queueIdsOf(fn, "sqs:SendMessage");
           expect(
             sentTo.filter((id) => deadLetterQueueIds.has(id)),
             fn.service,
-          ).toHaveLength(fn.properties.DeadLetterConfig === undefined ? 0 : 1);
+          ).toEqual([referencedId((fn.properties.DeadLetterConfig as { TargetArn: unknown }).TargetArn)]);
           expect(
             sentTo.filter((id) => !deadLetterQueueIds.has(id)),
             fn.service,
           ).toEqual(taskQueueIds(ALL_QUEUE_NAMES).sort());
+        } else {
+          // The aggregator sends to every task queue (a pipeline's next step); its stream event
+          // source sends failed batches' descriptions to the on-failure queue with the function's
+          // role (SqsDlq grants SendMessage, GetQueueAttributes and GetQueueUrl on that queue only).
+          expect(fn.service).toBe("aggregator");
+          const mapping = Object.values(resourcesOfType(template, "AWS::Lambda::EventSourceMapping")).find(
+            (m) => referencedId(m.Properties.FunctionName) === fn.id,
+          );
+          const destination = mapping?.Properties.DestinationConfig as
+            | { OnFailure: { Destination: unknown } }
+            | undefined;
+          const onFailure = referencedId(destination?.OnFailure.Destination);
+          expect(sqsActions(fn), fn.service).toEqual([
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:SendMessage",
+          ]);
+          expect(queueIdsOf(fn, "sqs:SendMessage"), fn.service).toEqual(
+            [...taskQueueIds(ALL_QUEUE_NAMES), onFailure].sort(),
+          );
+          for (const action of ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]) {
+            expect(queueIdsOf(fn, action), `${fn.service} ${action}`).toEqual([onFailure]);
+          }
         }
       }
     });
