@@ -139,6 +139,12 @@ export function createPlatform(
  * Adds what runs beside requests to a platform: the aggregator and the task stream that feeds it, and
  * the sweeps of tasks, agent liveness and jobs, all on the platform's own adapters and job dependencies.
  *
+ * The caller connects `taskStream.process` to its store's change source, which is a deployment
+ * concern like a queue's event source: the stream event source mapping on AWS
+ * (functions/aggregator.ts), a poller over DynamoDB Local's stream (local/dynamo-stream-poller.ts),
+ * or a `MemoryTaskStore`'s `onChanges` (local/runtime.ts). Until it is connected, nothing counts
+ * statistics or advances jobs from events (the job sweep still reconciles them).
+ *
  * @example
  * const { sweeper, agentLiveness, aggregator } = withMaintenance(createPlatform(adapters, config, logger));
  */

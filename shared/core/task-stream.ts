@@ -114,8 +114,6 @@ export class TaskStream {
       }
     }
 
-    this.deps.observe?.(processed.flatMap(({ event }) => (event ? [event] : [])));
-
     const counted: CountedChange[] = processed
       .map(({ change }) => ({ id: change.id, deltas: changeCounters(change.before, change.after) }))
       .filter((c) => Object.keys(c.deltas).length > 0);
@@ -129,6 +127,8 @@ export class TaskStream {
         return { failedAt: 0, events: events.length, counted: 0 };
       }
     }
+    // Last, so that a batch delivered again after a failure above is not observed twice.
+    this.deps.observe?.(processed.flatMap(({ event }) => (event ? [event] : [])));
     return {
       ...(failedAt !== undefined ? { failedAt } : {}),
       events: events.length,

@@ -54,6 +54,55 @@ export function apiClient(baseUrl: string) {
         `task ${taskId} did not reach ${statuses.join("|")} within ${timeoutMs} ms; last: ${JSON.stringify(last)}`,
       );
     },
+    /**
+     * Polls `GET /stats` until `accept` holds. Statistics follow the task table's change stream,
+     * which lags the writes (about a second on the emulated runtime).
+     */
+    async waitForStats(accept: (stats: any) => boolean, timeoutMs = 15_000): Promise<any> {
+      const deadline = Date.now() + timeoutMs;
+      let last: any;
+      while (Date.now() < deadline) {
+        last = (await request("GET", "/stats")).body;
+        if (accept(last)) return last;
+        await sleep(100);
+      }
+      throw new Error(
+        `statistics did not reach the expected state within ${timeoutMs} ms; last: ${JSON.stringify(last)}`,
+      );
+    },
+    /**
+     * The statistics once every change made so far is counted: every submitted task is in exactly
+     * one status bucket, and nothing has moved for `quietMs` (longer than the stream's batching
+     * window, so no batch is still on its way).
+     */
+    async settledStats(quietMs = 2_500, timeoutMs = 30_000): Promise<any> {
+      const deadline = Date.now() + timeoutMs;
+      let lastText = "";
+      let since = Date.now();
+      while (Date.now() < deadline) {
+        const stats = (await request("GET", "/stats")).body;
+        const text = JSON.stringify(stats);
+        if (text !== lastText) {
+          [lastText, since] = [text, Date.now()];
+        } else if (Date.now() - since >= quietMs && countedOnce(stats)) {
+          return stats;
+        }
+        await sleep(100);
+      }
+      throw new Error(`statistics did not settle within ${timeoutMs} ms; last: ${lastText}`);
+    },
   };
   return api;
+}
+
+/** Every submitted task is counted in exactly one status bucket. */
+export function countedOnce(stats: any): boolean {
+  const counted =
+    stats.tasksCompleted +
+    stats.tasksFailed +
+    stats.tasksCanceled +
+    stats.tasksRejected +
+    stats.tasksPending +
+    stats.tasksInProgress;
+  return counted === stats.totalTasksSubmitted;
 }

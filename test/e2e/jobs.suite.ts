@@ -8,7 +8,7 @@ import { TERMINAL_TASK_DETAIL_TYPES } from "#shared/core/jobs/aggregator";
 import { defineReducer } from "#shared/core/jobs/reducers";
 import { lifecycleEvent } from "#shared/domain/transitions";
 import { defineWorker } from "#shared/worker/define-worker";
-import { apiClient } from "./api-client.ts";
+import { apiClient, countedOnce } from "./api-client.ts";
 import { e2eConfig } from "./task-api.suite.ts";
 
 /** A worker whose outputs are lists, for the `concat` reducer (no demo agent returns one). */
@@ -395,7 +395,7 @@ export function describeJobsApi(
 
     describe("scale and statistics", () => {
       it(`completes a ${bigJobSize}-task job with exact counts, and the statistics move with it`, async () => {
-        const tasksBefore = (await api.get("/stats")).body;
+        const tasksBefore = await api.settledStats();
         const jobsBefore = (await api.get("/stats/jobs")).body.jobs;
         const { jobId, taskIds } = await submit({
           tasks: Array.from({ length: bigJobSize }, (_, i) => ({ taskType: "echo", input: { value: i } })),
@@ -404,7 +404,11 @@ export function describeJobsApi(
 
         // A throughput test in disguise on the emulators: ~3 s alone, ~10 s on a doubly loaded machine.
         const job = await waitForJob(jobId, ended, 40_000);
-        const tasksAfter = (await api.get("/stats")).body;
+        // Statistics follow the table's change stream: the job can end before its last batch is counted.
+        const tasksAfter = await api.waitForStats(
+          (stats) =>
+            stats.totalTasksSubmitted - tasksBefore.totalTasksSubmitted >= bigJobSize && countedOnce(stats),
+        );
         const jobsAfter = (await api.get("/stats/jobs")).body.jobs;
 
         expect(taskIds).toHaveLength(bigJobSize);
@@ -436,7 +440,7 @@ export function describeJobsApi(
           failurePolicy: { mode: "tolerate" },
         });
         const before = await waitForJob(jobId, settled);
-        const statsBefore = [(await api.get("/stats")).body, (await api.get("/stats/jobs")).body];
+        const statsBefore = [await api.settledStats(), (await api.get("/stats/jobs")).body];
 
         const replayed = await system.replayTaskEvents(jobId);
         await sleep(100);

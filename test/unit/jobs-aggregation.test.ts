@@ -145,6 +145,31 @@ describe("fan-out / fan-in", () => {
     expect(await statuses(f, taskIds)).toEqual(["completed", "canceled", "canceled"]);
   });
 
+  it("deadline counts a task that finished in time whose event arrives after another's, past the deadline", async () => {
+    // The table's stream delivers events after the writes: both tasks finish in time, the first
+    // task's event arrives only after the deadline, the second's not yet (nor the canceled task's:
+    // the job counts it as canceled once that event comes).
+    const f = createJobFixture({ subscribe: false });
+    const { jobId, taskIds } = await f.service.submit({
+      tasks: [echoTask("first"), echoTask("second"), echoTask("late")],
+      aggregation: { policy: "deadline", deadlineSeconds: 5, reducer: "collect" },
+    });
+    const [first, second] = await f.receiveAll();
+    await f.run([first, second].filter((m) => m !== undefined));
+    const [firstEvent] = f.terminalEvents(jobId).filter((e) => e.detail.taskId === taskIds[0]);
+
+    f.clock.advance(5_000);
+    await f.aggregator.onTaskEvent(firstEvent as BusEvent);
+    await f.idle();
+
+    expect(await f.service.get(jobId)).toMatchObject({
+      status: "completed",
+      result: { output: ["first", "second"] },
+      completed: 2,
+    });
+    expect(await statuses(f, taskIds)).toEqual(["completed", "completed", "canceled"]);
+  });
+
   it("fails a deadline job whose deadline passed with no success", async () => {
     const f = createJobFixture();
     const { jobId } = await f.service.submit({

@@ -21,6 +21,9 @@ export type TaskChangeHandler = (
   changes: readonly TaskChange[],
 ) => Promise<{ failedAt?: number } | undefined>;
 
+/** How many counted change ids the store remembers to recognise a redelivered change. */
+const COUNTED_WINDOW = 100_000;
+
 export interface MemoryTaskStoreOptions {
   /** Most changes per delivered batch. @default 100 */
   readonly batchSize?: number;
@@ -46,6 +49,7 @@ export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, Task>();
   private readonly idempotencyKeys = new Map<string, string>();
   private readonly counters = new Map<string, number>();
+  /** Ids of the most recently counted changes, oldest first (a window: memory stays bounded). */
   private readonly counted = new Set<string>();
   private readonly pending: TaskChange[] = [];
   /** Listing positions (`createdAt#taskId`) in ascending order; createdAt never changes, so neither does a position. */
@@ -153,6 +157,8 @@ export class MemoryTaskStore implements TaskStore {
     for (const change of changes) {
       if (this.counted.has(change.id)) continue;
       this.counted.add(change.id);
+      // A redelivery repeats changes of the last few batches, never ones this far back.
+      if (this.counted.size > COUNTED_WINDOW) this.counted.delete(this.counted.values().next().value as string);
       for (const [name, delta] of Object.entries(change.deltas)) {
         this.counters.set(name, (this.counters.get(name) ?? 0) + delta);
       }

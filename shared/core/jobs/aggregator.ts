@@ -95,7 +95,15 @@ export class Aggregator {
     if (recording.kind === "ignored") return recording;
     // A duplicate is evaluated too: if the handler of the first delivery died after recording, this
     // is what finishes its work. Every write below is guarded, so nothing happens twice.
-    await this.advance(recording.job, this.runner.clock.now());
+    const now = this.runner.clock.now();
+    if (this.deadlinePassed(recording.job, now)) {
+      // Events reach the aggregator after the write that caused them (the table's stream lags it):
+      // a task of this step that finished before the deadline may still be on its way. Read the
+      // step's unrecorded tasks before deciding, as the due-job sweep does at the deadline.
+      await this.reconcile(recording.job, now);
+    } else {
+      await this.advance(recording.job, now);
+    }
     return { kind: recording.recorded ? "recorded" : "duplicate", jobId, taskId };
   }
 
@@ -143,6 +151,11 @@ export class Aggregator {
       }
     }
     return { due: due.length, advanced, resubmitted, republished, reconciled };
+  }
+
+  private deadlinePassed(job: JobRecord, now: Date): boolean {
+    const deadlineAt = job.status === "working" ? job.steps[job.currentStep]?.deadlineAt : undefined;
+    return deadlineAt !== undefined && now.getTime() >= Date.parse(deadlineAt);
   }
 
   /** Records how a finished task of the job ended, from its record (first write wins per task). */
