@@ -29,6 +29,11 @@ export interface CostResult {
   readonly sqsPerTask: number;
   /** EventBridge events per task (each well under one 64 KB chunk). */
   readonly eventsPerTask: number;
+  /**
+   * Task events handed to job fan-in (`Aggregator.onTaskEvent`) per task: the stream consumer
+   * reaches it only for tasks that belong to a job, so plain tasks show 0.
+   */
+  readonly jobFanInPerTask: number;
   readonly lambda: Readonly<Record<string, LambdaUse>>;
   readonly usdPerMillionByService: {
     readonly dynamodb: number;
@@ -63,6 +68,7 @@ export async function measureCost(tasksPerWorkload = 200): Promise<CostResult[]>
   });
   try {
     const published = countPublished(runtime);
+    const fanIn = countFanIn(runtime);
     const finished = new Set<string>();
     const jobsDone = new Set<string>();
     runtime.bus.subscribe({ source: ["agentry"], "detail-type": TERMINAL }, (event) => {
@@ -84,6 +90,7 @@ export async function measureCost(tasksPerWorkload = 200): Promise<CostResult[]>
       runtime.requests?.reset();
       runtime.capacity?.reset();
       published.reset();
+      fanIn.reset();
       if (workload === "job10") {
         const jobs = Math.ceil(tasksPerWorkload / 10);
         for (let j = 0; j < jobs; j++) await submitJob(runtime.url, 10);
@@ -93,7 +100,7 @@ export async function measureCost(tasksPerWorkload = 200): Promise<CostResult[]>
         await waitFor(() => finished.size >= tasksPerWorkload, 180_000);
       }
       await settle(runtime);
-      results.push(price(workload, tasksPerWorkload, runtime, published.count(), invocations));
+      results.push(price(workload, tasksPerWorkload, runtime, published.count(), fanIn.count(), invocations));
     }
     return results;
   } finally {
@@ -106,6 +113,7 @@ function price(
   tasks: number,
   runtime: LocalRuntime,
   events: number,
+  fanIn: number,
   invocations: ReadonlyMap<string, readonly number[]>,
 ): CostResult {
   const capacity = runtime.capacity?.reading();
@@ -157,6 +165,7 @@ function price(
     sqsByOperation: perTaskMap(sqsByOperation),
     sqsPerTask: perTask(sqs),
     eventsPerTask: perTask(events),
+    jobFanInPerTask: perTask(fanIn),
     lambda,
     usdPerMillionByService: byService,
     usdPerMillion: round(byService.dynamodb + byService.sqs + byService.eventbridge + byService.lambda),
@@ -175,6 +184,23 @@ function countPublished(runtime: LocalRuntime): { count(): number; reset(): void
   bus.publish = async (events) => {
     n += events.filter((e) => !e["detail-type"].startsWith("Task ")).length;
     await publish(events);
+  };
+  return {
+    count: () => n,
+    reset: () => {
+      n = 0;
+    },
+  };
+}
+
+/** Counts the task events the stream consumer hands to job fan-in. */
+function countFanIn(runtime: LocalRuntime): { count(): number; reset(): void } {
+  let n = 0;
+  const aggregator = runtime.aggregator;
+  const onTaskEvent = aggregator.onTaskEvent.bind(aggregator);
+  aggregator.onTaskEvent = async (event) => {
+    n++;
+    return onTaskEvent(event);
   };
   return {
     count: () => n,
@@ -277,6 +303,7 @@ export function costTable(results: readonly CostResult[]): string {
   for (const op of keys((r) => r.sqsByOperation))
     row(`  SQS ${op}`, (r) => String(r.sqsByOperation[op] ?? 0));
   row("**EventBridge events**", (r) => `**${r.eventsPerTask}**`);
+  row("Task events to job fan-in (Aggregator.onTaskEvent)", (r) => String(r.jobFanInPerTask));
   for (const fn of keys((r) => r.lambda)) {
     row(`Lambda ${fn} invocations`, (r) => String(r.lambda[fn]?.invocationsPerTask ?? 0));
     row(`Lambda ${fn} GB-s`, (r) => String(r.lambda[fn]?.gbSecondsPerTask ?? 0));

@@ -108,7 +108,7 @@ export interface LocalRuntime {
   readonly agents: AgentService;
   readonly agentLiveness: AgentLivenessSweeper;
   readonly messaging: MessagingService;
-  /** Jobs: their store, use cases and the aggregator fed by the bus (issue #6). */
+  /** Jobs: their store, use cases and the aggregator, fed job tasks' events by the task stream (issue #6, ADR 0007). */
   readonly jobStore: JobStore;
   readonly jobs: JobService;
   readonly aggregator: Aggregator;
