@@ -108,7 +108,7 @@ export interface LocalRuntime {
   readonly agents: AgentService;
   readonly agentLiveness: AgentLivenessSweeper;
   readonly messaging: MessagingService;
-  /** Jobs: their store, use cases and the aggregator fed by the bus (issue #6). */
+  /** Jobs: their store, use cases and the aggregator fed by the task stream (issues #6, #9). */
   readonly jobStore: JobStore;
   readonly jobs: JobService;
   readonly aggregator: Aggregator;
