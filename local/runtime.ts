@@ -108,7 +108,7 @@ export interface LocalRuntime {
   readonly agents: AgentService;
   readonly agentLiveness: AgentLivenessSweeper;
   readonly messaging: MessagingService;
-  /** Jobs: their store, use cases and the aggregator, fed job tasks' events by the task stream (issue #6, ADR 0007). */
+  /** Jobs: their store, use cases and the aggregator fed by the task stream (issues #6, #9). */
   readonly jobStore: JobStore;
   readonly jobs: JobService;
   readonly aggregator: Aggregator;

@@ -16,7 +16,7 @@ import { TaskTable } from "./task-table.ts";
 export interface SweeperProps {
   /** The task table the sweeper scans for stale leases, stuck tasks and silent agents. */
   readonly table: ITable;
-  /** The bus it republishes unpublished events to. */
+  /** The bus the job sweep publishes a finished job's unconfirmed `Job Completed` to. */
   readonly eventBus: IEventBus;
   /** Every task queue; the sweeper re-enqueues stuck and retried tasks. */
   readonly taskQueues: TaskQueues;
@@ -55,9 +55,10 @@ export interface SweeperProps {
 /**
  * The scheduled sweeper: an EventBridge Scheduler schedule invoking the sweeper function every
  * minute. It closes the loops events cannot: expired leases are retried or timed out, tasks stuck
- * in `submitted` are enqueued again, silent agents are marked unavailable, unpublished events are
- * published again. Failed invocations — undeliverable ones and ones that failed after Lambda's
- * retries — land in one dead-letter queue.
+ * in `submitted` are enqueued again, silent agents are marked unavailable, due jobs are advanced or
+ * reconciled and their unconfirmed `Job Completed` published again (task lifecycle events follow
+ * from the table's stream, not from here: docs/adr/0007-write-path-cost.md). Failed invocations —
+ * undeliverable ones and ones that failed after Lambda's retries — land in one dead-letter queue.
  *
  * @example
  * const sweeper = new Sweeper(this, "Sweeper", { table: tasks.table, eventBus: bus.eventBus, taskQueues: queues });

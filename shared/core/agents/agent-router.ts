@@ -37,7 +37,7 @@ export interface AgentRouterOptions {
  * directly: nothing would read its inbox.
  *
  * @example
- * const supervisor = new Supervisor({ store, queue, relay, config, agentRouting: new AgentRouter({ registry }) });
+ * const supervisor = new Supervisor({ store, queue, config, agentRouting: new AgentRouter({ registry }) });
  */
 export class AgentRouter implements AgentRouting {
   private readonly registry: AgentRegistry;

@@ -26,8 +26,9 @@ export const TERMINAL_TASK_DETAIL_TYPES: readonly string[] = [
 
 /**
  * The EventBridge pattern of the events the aggregator consumes: terminal lifecycle events of tasks
- * that belong to a job. Locally it is the aggregator's bus subscription; on AWS the rule may be wider
- * and `onTaskEvent` ignores the rest.
+ * that belong to a job. The platform feeds the aggregator from the table's stream (`TaskStream` hands
+ * it job tasks' events only); this pattern is for a bus subscription that feeds it published events
+ * instead (the test fixtures). `onTaskEvent` ignores any other event.
  */
 export const JOB_TASK_EVENT_PATTERN: EventPattern = {
   source: [EVENT_SOURCE],
