@@ -90,7 +90,7 @@ export class Sweeper extends Construct {
     this.handler = new AgentryFunction(this, "Handler", {
       entry: props.entry ?? functionEntry("sweeper.ts"),
       serviceName: "sweeper",
-      description: "Agentry sweeper: leases, stuck tasks, agent liveness, unpublished events",
+      description: "Agentry sweeper: leases, stuck tasks, agent liveness, due jobs",
       table: props.table,
       eventBus: props.eventBus,
       queueUrls: props.taskQueues.queueUrls(),
