@@ -16,7 +16,7 @@ import { propertiesOf, resourcesOfType } from "./synth-run/cfn.ts";
 import { agentryTableLayout, templateTableLayout } from "./synth-run/emulated-resources.ts";
 import { grantedActions, isAllowed, statementsOfRole, wildcardMatch } from "./synth-run/iam-policy.ts";
 import { type LocalApp, type LocalAppFunction, REGION, startLocalApp } from "./synth-run/local-app.ts";
-import { isConditionNotMet } from "./synth-run/recording-proxy.ts";
+import { authorizationsOf, isConditionNotMet } from "./synth-run/recording-proxy.ts";
 
 /**
  * The synthesized app, run locally (issue #4): the template `cdk synth` produces is stood up on
@@ -621,6 +621,10 @@ describe("the synthesized app, run locally on the emulators", () => {
       expect(jobEvents).toEqual([
         expect.objectContaining({ jobId: drive.job?.jobId, status: "completed", completed: 3 }),
       ]);
+      // Published by the stream consumer that ended the job, and by nobody else.
+      expect(
+        new Set(app.calls.filter((c) => c.target === "AWSEvents.PutEvents").map((c) => c.caller)),
+      ).toEqual(new Set([aggregatorFunction().service]));
     });
 
     it("puts no task lifecycle event on the bus: the stream feeds the aggregator, and PUBLISH_TASK_EVENTS is none", () => {
@@ -734,6 +738,36 @@ describe("the synthesized app, run locally on the emulators", () => {
         "dynamodb:GetShardIterator": streamArn,
         "dynamodb:GetRecords": streamArn,
       });
+    });
+
+    it("authorizes a Streams request on the stream it names, and ListStreams on * — for the aggregator's role only", () => {
+      const streamArn = String(app.emulated.resources.get(tableLogicalId())?.attributes.StreamArn);
+      const arns = app.emulated;
+      const requests = [
+        authorizationsOf("DynamoDBStreams_20120810.ListStreams", {}, arns),
+        authorizationsOf("DynamoDBStreams_20120810.DescribeStream", { StreamArn: streamArn }, arns),
+        authorizationsOf(
+          "DynamoDBStreams_20120810.GetRecords",
+          { ShardIterator: `${streamArn}|1|AAAA` },
+          arns,
+        ),
+      ].flat();
+      const allowedFor = (roleLogicalId: string) => {
+        const statements = statementsOfRole(app.template, roleLogicalId, app.emulated.resolver);
+        return requests.map(({ action, resource }) => isAllowed(statements, action, resource));
+      };
+      const otherStream = authorizationsOf(
+        "DynamoDBStreams_20120810.DescribeStream",
+        { StreamArn: `${streamArn.replace(/\/stream\/.*$/, "")}/stream/2000-01-01T00:00:00.000` },
+        arns,
+      );
+
+      expect(requests.map((r) => r.resource)).toEqual(["*", streamArn, streamArn]);
+      expect(allowedFor(aggregatorFunction().roleLogicalId)).toEqual([true, true, true]);
+      expect(allowedFor(app.api.roleLogicalId)).toEqual([false, false, false]);
+      expect(otherStream).toEqual([
+        { action: "dynamodb:DescribeStream", resource: expect.stringMatching(/^unknown:stream\//) },
+      ]);
     });
 
     it("allows every call each function made, on the resource it made it on", () => {
