@@ -13,10 +13,18 @@ export type StreamBatchHandler = (event: {
   Records: readonly TaskStreamRecord[];
 }) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
 
-export interface StreamPollerOptions {
-  readonly dynamodb: DynamoDBClient;
+/**
+ * The stream to read: the table's latest stream (found with DescribeTable), or a stream ARN as an
+ * event source mapping names it (Lambda's mapping reads the stream it was given, nothing else).
+ */
+export type StreamSource =
+  | { readonly dynamodb: DynamoDBClient; readonly tableName: string }
+  | { readonly streamArn: string };
+
+export type StreamPollerOptions = StreamSource & StreamPollerSettings;
+
+export interface StreamPollerSettings {
   readonly streams: DynamoDBStreamsClient;
-  readonly tableName: string;
   readonly handler: StreamBatchHandler;
   readonly logger: Logger;
   /** Most records per batch. @default 100 */
@@ -48,9 +56,7 @@ export interface RunningStreamPoller {
  * await poller.stop();
  */
 export async function startStreamPoller(options: StreamPollerOptions): Promise<RunningStreamPoller> {
-  const table = await options.dynamodb.send(new DescribeTableCommand({ TableName: options.tableName }));
-  const streamArn = table.Table?.LatestStreamArn;
-  if (!streamArn) throw new Error(`table ${options.tableName} has no stream`);
+  const streamArn = "streamArn" in options ? options.streamArn : await latestStreamArn(options);
   const stopping = new AbortController();
   const batchSize = options.batchSize ?? 100;
   const started = new Set<string>();
@@ -159,6 +165,13 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<R
       await Promise.allSettled(lanes);
     },
   };
+}
+
+async function latestStreamArn(source: { dynamodb: DynamoDBClient; tableName: string }): Promise<string> {
+  const table = await source.dynamodb.send(new DescribeTableCommand({ TableName: source.tableName }));
+  const streamArn = table.Table?.LatestStreamArn;
+  if (!streamArn) throw new Error(`table ${source.tableName} has no stream`);
+  return streamArn;
 }
 
 function hasShard(

@@ -144,7 +144,7 @@ export interface FargateWorkerProps extends FargateWorkerOptions {
  * in flight ÷ `acceptableBacklogPerTask`, step scaling to an exact task count — down to `minTasks`
  * (0 by default) and out from zero on the first message. Its security group has no inbound rule; its
  * task role holds only what the poller calls (receive, delete, change visibility and send on its
- * queues, send to their DLQs, the table's item actions, PutEvents on the bus). ARM64, Container
+ * queues, send to their DLQs, the table's item actions; it publishes no event). ARM64, Container
  * Insights on the cluster, logs with bounded retention, a health check, and a stop timeout the
  * worker drains within.
  *
@@ -237,7 +237,7 @@ export class FargateWorker extends Construct {
       "dynamodb:DeleteItem",
       "dynamodb:Query",
     ]);
-    props.eventBus.grantPutEventsTo(taskRole);
+    // No events:PutEvents: a worker publishes nothing; its writes reach the task table's stream.
     taskQueues.grantPoll(taskRole, settings.queues);
     taskQueues.grantSendMessages(taskRole, settings.queues);
     taskQueues.grantSendToDeadLetterQueues(taskRole, settings.queues);

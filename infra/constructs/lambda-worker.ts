@@ -69,7 +69,7 @@ export interface LambdaWorkerProps extends LambdaWorkerOptions {
   readonly taskQueues: TaskQueues;
   /** The task table the worker claims tasks in and records results to. */
   readonly table: ITable;
-  /** The bus the worker publishes lifecycle events to. */
+  /** The platform's bus (EVENT_BUS_NAME); the worker publishes nothing to it. */
   readonly eventBus: IEventBus;
 }
 
@@ -131,7 +131,8 @@ export class LambdaWorker extends Construct {
       "dynamodb:UpdateItem",
       "dynamodb:Query",
     ]);
-    props.eventBus.grantPutEventsTo(fn);
+    // No events:PutEvents: a worker publishes nothing; its writes reach the task table's stream, whose
+    // consumer publishes what is published (docs/adr/0007-write-path-cost.md).
     // Explicit, narrow queue grants instead of SqsEventSource's (which adds GetQueueUrl through
     // Queue.grantConsumeMessages) and Queue.grantSendMessages (GetQueueAttributes, GetQueueUrl).
     taskQueues.grantConsumeMessages(fn, queues);

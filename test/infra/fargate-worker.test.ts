@@ -215,7 +215,6 @@ describe("the research worker on ECS Fargate", () => {
     const queues = [id(high.queue), id(normal.queue)].sort();
     const dlqs = [id(high.deadLetterQueue), id(normal.deadLetterQueue)];
     const [tableId] = Object.keys(resourcesOfType(template, "AWS::DynamoDB::Table"));
-    const [busId] = Object.keys(resourcesOfType(template, "AWS::Events::EventBus"));
 
     expect([...grants.keys()].sort()).toEqual([
       "dynamodb:DeleteItem",
@@ -223,7 +222,6 @@ describe("the research worker on ECS Fargate", () => {
       "dynamodb:PutItem",
       "dynamodb:Query",
       "dynamodb:UpdateItem",
-      "events:PutEvents",
       "sqs:ChangeMessageVisibility",
       "sqs:DeleteMessage",
       "sqs:ReceiveMessage",
@@ -233,7 +231,6 @@ describe("the research worker on ECS Fargate", () => {
       expect(on(action), action).toEqual(queues);
     }
     expect(on("sqs:SendMessage")).toEqual([...queues, ...dlqs].sort());
-    expect(on("events:PutEvents")).toEqual([`<${busId}>`]);
     for (const action of [...grants.keys()].filter((a) => a.startsWith("dynamodb:"))) {
       expect(
         on(action).every((r) => r.startsWith(`<${tableId}>`)),

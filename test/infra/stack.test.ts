@@ -458,13 +458,14 @@ describe("AgentryStack with IAM authorization (the default)", () => {
       }
     });
 
-    it("lets only workers consume queues (the API only its DLQs), and every function publish to the bus", () => {
+    it("lets only workers consume queues (the API only its DLQs), and every function but the workers publish to the bus", () => {
       for (const fn of functions) {
         const actions = actionsGrantedTo(template, fn);
         const isWorker = CAPABILITIES.includes(fn.service);
         const readsDeadLetters = isWorker || fn.service === "supervisor-api";
 
-        expect(actions.has("events:PutEvents"), fn.service).toBe(true);
+        // A worker publishes nothing: its writes reach the table's stream, whose consumer publishes.
+        expect(actions.has("events:PutEvents"), fn.service).toBe(!isWorker);
         expect(actions.has("sqs:SendMessage"), fn.service).toBe(true);
         expect(actions.has("sqs:ReceiveMessage"), fn.service).toBe(readsDeadLetters);
         expect(actions.has("sqs:DeleteMessage"), fn.service).toBe(readsDeadLetters);

@@ -6,6 +6,7 @@ import { keyAttributes, TaskKeys } from "#shared/adapters/aws/table-schema";
 import { platformConfig, workers } from "#shared/agents/workers";
 import { queuesForCapability } from "#shared/config/platform";
 import type { JobStatistics, JobView } from "#shared/domain/job";
+import type { SupervisorStatistics } from "#shared/domain/statistics";
 import type { Task } from "#shared/domain/task";
 import type { TaskContext } from "#shared/worker/define-worker";
 import { localDynamoClient, localSqsClient } from "#test/support/aws";
@@ -15,13 +16,15 @@ import { propertiesOf, resourcesOfType } from "./synth-run/cfn.ts";
 import { agentryTableLayout, templateTableLayout } from "./synth-run/emulated-resources.ts";
 import { grantedActions, isAllowed, statementsOfRole, wildcardMatch } from "./synth-run/iam-policy.ts";
 import { type LocalApp, type LocalAppFunction, REGION, startLocalApp } from "./synth-run/local-app.ts";
-import { isConditionNotMet } from "./synth-run/recording-proxy.ts";
+import { authorizationsOf, isConditionNotMet } from "./synth-run/recording-proxy.ts";
 
 /**
  * The synthesized app, run locally (issue #4): the template `cdk synth` produces is stood up on
  * DynamoDB Local, fauxqs and a small EventBridge stand-in, its bundled functions run with the
- * environment the template gives them, tasks are driven end to end through them, and every AWS call
- * each function makes is checked against the IAM policy the template gives its role. Container
+ * environment the template gives them (the workers fed by their queues' event source mappings, the
+ * aggregator by the task table's stream, issue #9), tasks are driven end to end through them, and
+ * every AWS call each function makes — the stream reads its mapping makes with its role included —
+ * is checked against the IAM policy the template gives its role. Container
  * workers (issue #12) run the same way: the bundle in each ECS task definition's image asset, as a
  * child process with the task definition's environment, its calls checked against its task role.
  */
@@ -32,6 +35,8 @@ import { isConditionNotMet } from "./synth-run/recording-proxy.ts";
  */
 const SETUP_TIMEOUT_MS = 420_000;
 const DRIVE_TIMEOUT_MS = 45_000;
+/** The stream lags the writes by the mapping's batching window and a poll or two. */
+const STREAM_CATCH_UP_TIMEOUT_MS = 30_000;
 const TERMINAL = new Set(["completed", "failed", "canceled", "rejected"]);
 
 /**
@@ -47,22 +52,26 @@ const UNUSED_GRANTS_WITH_REASON: Record<string, Record<string, string>> = {
   "supervisor-api": {
     "dynamodb:DeleteItem":
       "only DELETE /agents/{agentId} deletes (DynamoAgentRegistry.unregister removes the profile and load items in one transaction); the Lambda workers register themselves but never unregister, and this drive calls no agent route",
+    "events:PutEvents":
+      "only agent messages (POST /messages → MessagingService) and a canceled job's Job Completed (POST /jobs/{jobId}/cancel → JobService.cancel); task lifecycle events follow from the table's stream, and this drive sends no message and cancels no job",
   },
   sweeper: {
     "dynamodb:GetItem":
       "read for a due job (Aggregator.advanceDueJobs → DynamoJobStore.get, and the unrecorded tasks a reconciliation reads) and when the liveness sweep marks an agent unavailable (DynamoAgentRegistry.markUnavailableIfStale reads the load item); lease recoveries and re-enqueues write from the listed snapshot without a read. The sweep runs before the job is submitted, and every agent heartbeat is fresh",
     "dynamodb:PutItem":
-      "the outbox entry a lease recovery writes in its transaction, and for a due job its step result (DynamoJobStore.finish), the outbox entry of canceling one of its tasks (Supervisor.cancel) or a resubmitted step's tasks and task list (Supervisor.submit, DynamoJobStore.attachTasks); no lease expires and no job is due during the sweep (re-enqueuing the stranded task is a single UpdateItem)",
-    "dynamodb:BatchWriteItem":
-      "EventRelay.clearEvents after republishing the outbox, publishing a lease recovery's event, or a due job's task writes (cancel, resubmit); none happens in this drive (outbox entries younger than the 30 s grace are left alone)",
+      "only for a due job: its step result (DynamoJobStore.finish), or a resubmitted step's tasks and task list (Supervisor.submit, DynamoJobStore.attachTasks); no job is due during the sweep, and lease recoveries and re-enqueues are one UpdateItem each (re-enqueuing the stranded task included)",
     "events:PutEvents":
-      "republishing outbox entries older than the 30 s grace, a lease recovery's lifecycle event, and a due job's unconfirmed Job Completed; none happens in this drive",
+      "only a due job's Job Completed that nobody confirmed within the 30 s grace (Aggregator.advanceDueJobs); task lifecycle events follow from the table's stream, and no job is due during the sweep",
   },
   aggregator: {
-    "dynamodb:BatchWriteItem":
-      "EventRelay.clearEvents, after the aggregator's own task writes: a pipeline's next step (Supervisor.submit) or canceling a job's unfinished tasks (JobSteps.cancelUnfinished → Supervisor.cancel); this drive's job has one step and all its tasks complete",
     "sqs:SendMessage":
-      "on every task queue, for a pipeline's next step (JobSteps.submitStep → Supervisor.submit), and on its dead-letter queue, which Lambda sends a failed asynchronous invocation to with the function's role; this drive's job has one step and no invocation fails",
+      "on every task queue, for a pipeline's next step (JobSteps.submitStep → Supervisor.submit), and on the stream mapping's on-failure queue, which Lambda sends a batch that failed every retry to with the function's role; this drive's job has one step and no batch fails",
+    "sqs:GetQueueAttributes":
+      "on the stream mapping's on-failure queue only, granted with SendMessage by the on-failure destination (SqsDlq → Queue.grantSendMessages); nothing in the function calls it, and no batch fails in this drive",
+    "sqs:GetQueueUrl":
+      "on the stream mapping's on-failure queue only, granted with SendMessage by the on-failure destination (SqsDlq → Queue.grantSendMessages); nothing in the function calls it, and no batch fails in this drive",
+    "dynamodb:ListStreams":
+      "on *, granted with the stream reads by the DynamoDB event source (Table.grantStreamRead; Lambda's documented execution-role permissions for a stream include it); the local mapping is given the stream's ARN by the template and never lists streams",
   },
 };
 
@@ -138,8 +147,8 @@ const STRANDED: ExpectedTask = {
 };
 
 /**
- * A fan-out job over every capability: its tasks' terminal events reach the aggregator through the
- * lifecycle rule, and the aggregator records each outcome, reduces the step and ends the job.
+ * A fan-out job over every capability: its tasks' terminal changes reach the aggregator through the
+ * task table's stream, and the aggregator records each outcome, reduces the step and ends the job.
  */
 const JOB = {
   submit: {
@@ -157,6 +166,35 @@ const JOB = {
     { value: "collected", attempt: 1 },
   ],
 } as const;
+
+/**
+ * What `GET /stats` must say about these tasks, counted from the tasks themselves: every one
+ * submitted, by type; each in its current status; each one a worker finished, by that worker; and
+ * the mean execution time of the finished attempts.
+ */
+function statisticsOf(tasks: readonly Task[]): SupervisorStatistics {
+  const tally = (keys: readonly string[]) => {
+    const counts: Record<string, number> = {};
+    for (const key of keys) counts[key] = (counts[key] ?? 0) + 1;
+    return counts;
+  };
+  const inStatus = (...statuses: string[]) => tasks.filter((t) => statuses.includes(t.status)).length;
+  const finished = tasks.filter((t) => TERMINAL.has(t.status) && t.workerAgentId !== undefined);
+  const times = finished.flatMap((t) => (t.result === undefined ? [] : [t.result.executionTimeMs]));
+  return {
+    totalTasksSubmitted: tasks.length,
+    tasksCompleted: inStatus("completed"),
+    tasksFailed: inStatus("failed"),
+    tasksCanceled: inStatus("canceled"),
+    tasksRejected: inStatus("rejected"),
+    tasksPending: inStatus("submitted"),
+    tasksInProgress: inStatus("working", "input-required"),
+    averageExecutionTimeMs:
+      times.length === 0 ? 0 : Math.round(times.reduce((sum, ms) => sum + ms, 0) / times.length),
+    tasksByType: tally(tasks.map((t) => t.taskType)),
+    tasksByAgent: tally(finished.map((t) => String(t.workerAgentId))),
+  };
+}
 
 interface ApiAnswer {
   readonly statusCode: number;
@@ -178,6 +216,8 @@ interface DriveResult {
   readonly job: JobView | undefined;
   readonly jobTasks: ReadonlyMap<string, Task>;
   readonly jobStats: ApiAnswer;
+  /** GET /stats once the job ended and the stream was consumed. */
+  readonly finalStats: ApiAnswer;
   /** GET /stats/queues, and one dead-lettered message listed by GET /dlq, then dropped by a redrive. */
   readonly operations: {
     readonly queueStats: ApiAnswer;
@@ -205,6 +245,17 @@ describe("the synthesized app, run locally on the emulators", () => {
   let drive: DriveResult;
   const dynamodb = localDynamoClient();
   const sqs = localSqsClient();
+
+  const aggregatorFunction = (): LocalAppFunction => {
+    const found = [...app.functions.values()].filter((fn) => fn.service === "aggregator");
+    if (found.length !== 1) throw new Error(`expected one aggregator function, got ${found.length}`);
+    return found[0] as LocalAppFunction;
+  };
+  const tableLogicalId = (): string => {
+    const tables = resourcesOfType(app.template, "AWS::DynamoDB::Table");
+    if (tables.length !== 1) throw new Error(`expected one table, got ${tables.length}`);
+    return String(tables[0]?.[0]);
+  };
 
   const callApi = async (method: string, path: string, body?: unknown): Promise<ApiAnswer> => {
     const answer = (await app.api.invoke(httpApiEvent({ method, path, body }))) as {
@@ -290,9 +341,11 @@ describe("the synthesized app, run locally on the emulators", () => {
     const containerTasks = await Promise.all(app.containers.map((c) => c.start()));
     const batchTasks = await waitForTerminal(batchIds, DRIVE_TIMEOUT_MS);
 
-    // 3. Reads the API serves from both indexes and the sharded counters.
+    // 3. Reads the API serves from both indexes and the sharded counters. The statistics follow from
+    //    the table's stream: read once the aggregator was handed every change made so far.
     const listed = await callApi("GET", "/tasks?limit=50");
     const listedByStatus = await callApi("GET", "/tasks?status=completed&limit=50");
+    await app.streamsCaughtUp(STREAM_CATCH_UP_TIMEOUT_MS);
     const stats = await callApi("GET", "/stats");
 
     // 4. One scheduled sweep: it finds the stranded task and enqueues it again. Without an Input on
@@ -312,13 +365,16 @@ describe("the synthesized app, run locally on the emulators", () => {
     );
     const strandedTask = (await waitForTerminal([strandedId], DRIVE_TIMEOUT_MS)).get(strandedId);
 
-    // 5. A job through the API: its tasks run on the workers, their terminal events reach the
-    //    aggregator, which ends the job with the collected outputs. Then every delivery settles.
+    // 5. A job through the API: its tasks run on the workers, their terminal changes reach the
+    //    aggregator through the table's stream, and it ends the job with the collected outputs. Then
+    //    the stream is consumed to its end and every delivery settles.
     const jobSubmitted = await callApi("POST", "/jobs", JOB.submit);
     const job = await waitForJob(String(jobSubmitted.body?.jobId), DRIVE_TIMEOUT_MS);
     const jobTasks = await waitForTerminal(job?.taskIds ?? [], DRIVE_TIMEOUT_MS);
+    await app.streamsCaughtUp(STREAM_CATCH_UP_TIMEOUT_MS);
     await app.bus.idle();
     const jobStats = await callApi("GET", "/stats/jobs");
+    const finalStats = await callApi("GET", "/stats");
 
     // 6. Operations: queue depths, and a message SQS moved to a DLQ after maxReceiveCount (sent there
     //    directly, as SQS would) for a task that completed meanwhile: listed, then dropped by a redrive.
@@ -378,6 +434,7 @@ describe("the synthesized app, run locally on the emulators", () => {
       job,
       jobTasks,
       jobStats,
+      finalStats,
       operations: { queueStats, deadLetteredId, deadLetteredQueue, deadLetters, redrive, deadLettersAfter },
       containers,
     };
@@ -487,6 +544,17 @@ describe("the synthesized app, run locally on the emulators", () => {
       });
     });
 
+    it("counts in the statistics, once the stream is consumed, exactly the tasks that ran", () => {
+      const stranded = (drive.listed.body?.items ?? []).find((t: Task) => t.taskId === drive.strandedId);
+      const ran = [...drive.batchTasks.values(), drive.strandedTask, ...drive.jobTasks.values()];
+
+      expect(stranded?.status).toBe("submitted");
+      expect(drive.stats.body).toEqual(statisticsOf([...drive.batchTasks.values(), stranded]));
+      expect(ran.every((t) => t?.status === "completed")).toBe(true);
+      expect(drive.finalStats.statusCode).toBe(200);
+      expect(drive.finalStats.body).toEqual(statisticsOf(ran as Task[]));
+    });
+
     it("re-enqueues the stranded task on the scheduled sweep, and a worker completes it", () => {
       expect(drive.sweepReport).toMatchObject({ reenqueued: 1, expiredLeases: 0 });
       expect({
@@ -553,34 +621,43 @@ describe("the synthesized app, run locally on the emulators", () => {
       expect(jobEvents).toEqual([
         expect.objectContaining({ jobId: drive.job?.jobId, status: "completed", completed: 3 }),
       ]);
+      // Published by the stream consumer that ended the job, and by nobody else.
+      expect(
+        new Set(app.calls.filter((c) => c.target === "AWSEvents.PutEvents").map((c) => c.caller)),
+      ).toEqual(new Set([aggregatorFunction().service]));
     });
 
-    it("routes every task's Submitted and Completed events through the lifecycle rule to its target", () => {
-      const delivered = app.bus.deliveries.map(
-        (d) => `${d.target} ${(d.event.detail as Task).taskId} ${d.event["detail-type"]}`,
-      );
-      const targets = app.rules.flatMap((rule) => rule.targets);
+    it("puts no task lifecycle event on the bus: the stream feeds the aggregator, and PUBLISH_TASK_EVENTS is none", () => {
+      const aggregator = aggregatorFunction();
+      const taskEvents = app.bus.accepted.filter((event) => event["detail-type"].startsWith("Task "));
 
-      expect(targets.length).toBeGreaterThan(0);
-      for (const target of targets) {
-        for (const id of [...drive.batchIds, drive.strandedId]) {
-          expect(delivered).toContain(`${target} ${id} Task Submitted`);
-          expect(delivered).toContain(`${target} ${id} Task Completed`);
-        }
+      expect(aggregator.templateEnv.PUBLISH_TASK_EVENTS).toBe("none");
+      expect(taskEvents.map((event) => event["detail-type"])).toEqual([]);
+    });
+
+    it("feeds the aggregator every task's changes through the stream mapping, each once, in batches of at most its BatchSize", () => {
+      const [mapping, ...others] = app.mappings.filter((m) => m.kind === "dynamodb-stream");
+      const records = app.streamDeliveries.flatMap((d) => d.records);
+      const changedTasks = new Set(records.map((r) => r.key.pk));
+      const ran = [...drive.batchIds, drive.strandedId, ...(drive.job?.taskIds ?? [])];
+
+      expect(others).toEqual([]);
+      expect(mapping).toMatchObject({
+        function: { logicalId: aggregatorFunction().logicalId },
+        streamArn: app.emulated.resources.get(tableLogicalId())?.attributes.StreamArn,
+        batchSize: 100,
+        batchingWindowSeconds: 1,
+        reportBatchItemFailures: true,
+      });
+      expect(ran.filter((id) => !changedTasks.has(TaskKeys.task(id).pk))).toEqual([]);
+      for (const delivery of app.streamDeliveries) {
+        expect(delivery.mapping).toBe(mapping?.logicalId);
+        expect(delivery.records.length).toBeGreaterThan(0);
+        expect(delivery.records.length).toBeLessThanOrEqual(mapping?.batchSize ?? 0);
+        expect(delivery.failures).toEqual([]);
       }
-    });
-
-    it("runs every delivered event without an error (placeholder targets are not run)", () => {
-      const failed = app.bus.deliveries
-        .filter((d) => d.outcome === "failed")
-        .map((d) => `${d.target}: ${d.error}`);
-      const skipped = app.bus.deliveries.filter((d) => d.outcome === "skipped").map((d) => d.target);
-      const placeholders = [...app.functions.values()]
-        .filter((fn) => fn.placeholder)
-        .map((fn) => fn.logicalId);
-
-      expect(failed).toEqual([]);
-      expect(new Set(skipped)).toEqual(new Set(skipped.length > 0 ? placeholders : []));
+      // Nothing failed, so nothing was delivered again.
+      expect(new Set(records.map((r) => r.sequenceNumber)).size).toBe(records.length);
     });
 
     it("runs every container until SIGTERM, which it answers by unregistering and exiting 0 within its stop timeout", () => {
@@ -621,15 +698,12 @@ describe("the synthesized app, run locally on the emulators", () => {
       ]);
       const reviewed = [...Object.keys(NOT_EXERCISED_WITH_REASON), ...Object.keys(UNUSED_GRANTS_WITH_REASON)];
       const callers = new Set(app.calls.map((c) => c.caller));
-      const invoked = new Set(
-        app.bus.deliveries.filter((d) => d.outcome === "succeeded").map((d) => d.target),
-      );
       const outcome = [...app.functions.values()].map((fn) => ({
         service: fn.service,
         placeholder: fn.placeholder,
         madeCalls: callers.has(fn.service),
         reviewedAsNotExercised: fn.service in NOT_EXERCISED_WITH_REASON,
-        invoked: callers.has(fn.service) || invoked.has(fn.logicalId),
+        invoked: fn.invocations > 0,
       }));
 
       expect(
@@ -648,6 +722,52 @@ describe("the synthesized app, run locally on the emulators", () => {
           };
         }),
       );
+    });
+
+    it("records the stream mapping's reads as the aggregator's calls, on the table's stream", () => {
+      const streamArn = app.emulated.resources.get(tableLogicalId())?.attributes.StreamArn;
+      const reads = app.calls.filter((c) => c.target.startsWith("DynamoDBStreams_20120810."));
+      const byAction = new Map(
+        reads.flatMap((c) => c.authorizations.map((a) => [a.action, a.resource] as const)),
+      );
+
+      expect(streamArn).toMatch(/^arn:aws:dynamodb:[^:]*:[^:]*:table\/[^/]+\/stream\/.+$/);
+      expect(new Set(reads.map((c) => c.caller))).toEqual(new Set([aggregatorFunction().service]));
+      expect(Object.fromEntries(byAction)).toEqual({
+        "dynamodb:DescribeStream": streamArn,
+        "dynamodb:GetShardIterator": streamArn,
+        "dynamodb:GetRecords": streamArn,
+      });
+    });
+
+    it("authorizes a Streams request on the stream it names, and ListStreams on * — for the aggregator's role only", () => {
+      const streamArn = String(app.emulated.resources.get(tableLogicalId())?.attributes.StreamArn);
+      const arns = app.emulated;
+      const requests = [
+        authorizationsOf("DynamoDBStreams_20120810.ListStreams", {}, arns),
+        authorizationsOf("DynamoDBStreams_20120810.DescribeStream", { StreamArn: streamArn }, arns),
+        authorizationsOf(
+          "DynamoDBStreams_20120810.GetRecords",
+          { ShardIterator: `${streamArn}|1|AAAA` },
+          arns,
+        ),
+      ].flat();
+      const allowedFor = (roleLogicalId: string) => {
+        const statements = statementsOfRole(app.template, roleLogicalId, app.emulated.resolver);
+        return requests.map(({ action, resource }) => isAllowed(statements, action, resource));
+      };
+      const otherStream = authorizationsOf(
+        "DynamoDBStreams_20120810.DescribeStream",
+        { StreamArn: `${streamArn.replace(/\/stream\/.*$/, "")}/stream/2000-01-01T00:00:00.000` },
+        arns,
+      );
+
+      expect(requests.map((r) => r.resource)).toEqual(["*", streamArn, streamArn]);
+      expect(allowedFor(aggregatorFunction().roleLogicalId)).toEqual([true, true, true]);
+      expect(allowedFor(app.api.roleLogicalId)).toEqual([false, false, false]);
+      expect(otherStream).toEqual([
+        { action: "dynamodb:DescribeStream", resource: expect.stringMatching(/^unknown:stream\//) },
+      ]);
     });
 
     it("allows every call each function made, on the resource it made it on", () => {
@@ -764,15 +884,8 @@ describe("the synthesized app, run locally on the emulators", () => {
         const sourceArn = `arn:aws:execute-api:${REGION}:${app.emulated.account}:${apiRef}/$default/${method}/{proxy+}`;
         expect(invokable(app.api, "apigateway.amazonaws.com", sourceArn), sourceArn).toBe(true);
       }
-      for (const rule of app.rules) {
-        const ruleArn = app.emulated.resources.get(rule.ruleId)?.attributes.Arn ?? "";
-        for (const target of rule.targets) {
-          const fn = app.functions.get(target);
-          expect(fn && invokable(fn, "events.amazonaws.com", ruleArn), `${rule.ruleId} → ${target}`).toBe(
-            true,
-          );
-        }
-      }
+      // The stream mapping needs no resource policy: it reads with the function's execution role
+      // (its calls are checked with the function's) and invokes the function itself.
       expect(
         isAllowed(
           statementsOfRole(app.template, String(scheduleRole), app.emulated.resolver),

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { AGENTRY_TABLE_SCHEMA, createAgentryTable } from "#shared/adapters/aws/table-schema";
 import {
@@ -20,6 +20,8 @@ export interface TableLayout {
   readonly keySchema: readonly string[];
   readonly indexes: readonly { name: string; keySchema: readonly string[]; projection: string }[];
   readonly timeToLiveAttribute: string | undefined;
+  /** The stream's view type; undefined without a stream. */
+  readonly streamViewType: string | undefined;
 }
 
 /** The layout the template declares for an AWS::DynamoDB::Table. */
@@ -35,6 +37,7 @@ export function templateTableLayout(table: TemplateResource): TableLayout {
     }[];
     LocalSecondaryIndexes?: unknown;
     TimeToLiveSpecification?: { AttributeName: string; Enabled: boolean };
+    StreamSpecification?: { StreamViewType?: string };
   };
   if (p.LocalSecondaryIndexes !== undefined)
     throw new Error("the local run does not model local secondary indexes");
@@ -54,6 +57,8 @@ export function templateTableLayout(table: TemplateResource): TableLayout {
     timeToLiveAttribute: p.TimeToLiveSpecification?.Enabled
       ? p.TimeToLiveSpecification.AttributeName
       : undefined,
+    // CloudFormation enables a table's stream by giving it a view type.
+    streamViewType: p.StreamSpecification?.StreamViewType,
   };
 }
 
@@ -77,6 +82,7 @@ export function agentryTableLayout(): TableLayout {
       }))
       .sort((a, b) => a.name.localeCompare(b.name)),
     timeToLiveAttribute: s.timeToLiveAttribute,
+    streamViewType: s.streamViewType,
   };
 }
 
@@ -91,6 +97,8 @@ export interface EmulatedResources {
   readonly queueArns: ReadonlyMap<string, string>;
   /** Bus name and bus ARN → bus ARN. */
   readonly busArns: ReadonlyMap<string, string>;
+  /** Stream ARN → stream ARN, for the table streams the emulator created. */
+  readonly streamArns: ReadonlyMap<string, string>;
 }
 
 /** SQS queue properties the local run reproduces; any other property fails the run. */
@@ -107,7 +115,7 @@ const QUEUE_ATTRIBUTES: Readonly<Record<string, string>> = {
 /**
  * Creates on the emulators what the template declares, named the way CloudFormation names
  * resources without a physical name (`<stack>-<logicalId>-<random>`): the one task table (only if
- * its layout is exactly the one createAgentryTable creates), every SQS queue with its attributes
+ * its layout, stream included, is exactly the one createAgentryTable creates), every SQS queue with its attributes
  * (dead-letter queues first, so redrive policies can name them), and the event buses (served by the
  * EventBridge stand-in). Functions, roles and log groups get names and ARNs so the template's
  * references to them resolve.
@@ -131,6 +139,7 @@ export async function provisionTemplateResources(options: {
   const tableArns = new Map<string, string>();
   const queueArns = new Map<string, string>();
   const busArns = new Map<string, string>();
+  const streamArns = new Map<string, string>();
 
   // Queues first: the emulator's queue ARNs tell the account every other ARN is built in.
   const queues = resourcesOfType(template, "AWS::SQS::Queue");
@@ -197,7 +206,22 @@ export async function provisionTemplateResources(options: {
     const tableName = String(propertiesOf(table).TableName ?? physicalName(logicalId, 255));
     await createAgentryTable(options.dynamodb, tableName);
     const tableArn = arn("dynamodb", `table/${tableName}`);
-    resources.set(logicalId, { type: table.Type, ref: tableName, attributes: { Arn: tableArn } });
+    const attributes: Record<string, string> = { Arn: tableArn };
+    if (layout.streamViewType !== undefined) {
+      // The stream the emulator created, by its own ARN: `Fn::GetAtt [Table, StreamArn]` is what
+      // the event source mapping reads and the stream grants name, so both must be the real one.
+      const described = await options.dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
+      const viewType = described.Table?.StreamSpecification?.StreamViewType;
+      if (viewType !== layout.streamViewType) {
+        throw new Error(
+          `${logicalId}: the emulator's stream has view type ${viewType}, the template says ${layout.streamViewType}`,
+        );
+      }
+      const streamArn = required(described.Table?.LatestStreamArn, `${logicalId} stream ARN`);
+      attributes.StreamArn = streamArn;
+      streamArns.set(streamArn, streamArn);
+    }
+    resources.set(logicalId, { type: table.Type, ref: tableName, attributes });
     tableArns.set(tableName, tableArn);
   }
 
@@ -254,6 +278,7 @@ export async function provisionTemplateResources(options: {
     tableArns,
     queueArns,
     busArns,
+    streamArns,
   };
 }
 

@@ -1,14 +1,14 @@
 import { rmSync } from "node:fs";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import type { DynamoDBBatchResponse, SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { type RunningStreamPoller, startStreamPoller } from "#local/dynamo-stream-poller";
 import { type RunningEventSource, startSqsEventSource } from "#local/sqs-event-source";
+import type { TaskStreamRecord } from "#shared/adapters/aws/task-stream-records";
+import type { Logger } from "#shared/ports/logger";
 import { type ContainerProcess, startContainerProcess } from "#test/support/container-process";
-import {
-  type EventBridgeStandIn,
-  type FunctionRule,
-  startEventBridgeStandIn,
-} from "#test/support/eventbridge-stand-in";
+import { type EventBridgeStandIn, startEventBridgeStandIn } from "#test/support/eventbridge-stand-in";
 import { type CfnTemplate, isObject, propertiesOf, referencedLogicalId, resourcesOfType } from "./cfn.ts";
 import { type EmulatedResources, provisionTemplateResources } from "./emulated-resources.ts";
 import { installFunctionEnvironments, type LocalFunction, loadFunction } from "./lambda-runtime.ts";
@@ -48,6 +48,8 @@ export interface LocalAppFunction extends LocalFunction {
   /** The environment it runs with: the template's variables resolved, plus the runtime's. */
   readonly env: Readonly<Record<string, string>>;
   readonly templateEnv: Readonly<Record<string, string>>;
+  /** Times the run invoked it (the API, the schedule, an event source mapping). */
+  readonly invocations: number;
 }
 
 /**
@@ -70,7 +72,9 @@ export interface LocalAppContainer {
   start(): Promise<ContainerProcess>;
 }
 
-export interface EventSourceMapping {
+/** An AWS::Lambda::EventSourceMapping on an SQS queue. */
+export interface SqsEventSourceMapping {
+  readonly kind: "sqs";
   readonly logicalId: string;
   readonly queueUrl: string;
   readonly function: LocalAppFunction;
@@ -79,10 +83,38 @@ export interface EventSourceMapping {
   readonly reportBatchItemFailures: boolean;
 }
 
+/** An AWS::Lambda::EventSourceMapping on a table's DynamoDB Stream. */
+export interface StreamEventSourceMapping {
+  readonly kind: "dynamodb-stream";
+  readonly logicalId: string;
+  /** The emulated table's stream (`Fn::GetAtt [Table, StreamArn]`). */
+  readonly streamArn: string;
+  readonly function: LocalAppFunction;
+  readonly batchSize: number;
+  readonly batchingWindowSeconds: number;
+  readonly reportBatchItemFailures: boolean;
+}
+
+export type EventSourceMapping = SqsEventSourceMapping | StreamEventSourceMapping;
+
+/** One invocation of a function by a stream mapping: the batch it got and what it reported failed. */
+export interface StreamDelivery {
+  readonly mapping: string;
+  /** The batch's changes: each one's sequence number, event name and item key (string key attributes). */
+  readonly records: readonly {
+    readonly sequenceNumber: string;
+    readonly eventName: string;
+    readonly key: Readonly<Record<string, string>>;
+  }[];
+  /** The batch item failures that counted (none without ReportBatchItemFailures), or the error thrown. */
+  readonly failures: readonly string[];
+}
+
 /**
  * The synthesized app running locally: the template's resources on the emulators, every function's
  * bundle imported with its resolved environment and its own recording proxies, the EventBridge
- * stand-in routing the template's rules, and event-source-mapping loops on demand.
+ * stand-in for the buses the functions publish to, and event-source-mapping loops on demand: SQS
+ * queues, and the table's stream (local/dynamo-stream-poller.ts).
  */
 export interface LocalApp {
   readonly synthesized: SynthesizedApp;
@@ -93,11 +125,15 @@ export interface LocalApp {
   /** Every container of every ECS task definition. */
   readonly containers: readonly LocalAppContainer[];
   readonly bus: EventBridgeStandIn;
-  readonly rules: readonly FunctionRule[];
   readonly mappings: readonly EventSourceMapping[];
   readonly calls: readonly RecordedCall[];
-  /** Errors the event source loops logged (a failed poll, a throwing batch). */
+  /**
+   * Errors the event source loops logged (a failed poll, a throwing batch), and every stream batch
+   * whose records are delivered again (a thrown error or reported batch item failures).
+   */
   readonly eventSourceErrors: readonly string[];
+  /** Every invocation by a stream mapping, in order. */
+  readonly streamDeliveries: readonly StreamDelivery[];
   /** The function behind the HTTP API's integration. */
   readonly api: LocalAppFunction;
   /** The function the schedule invokes, and the schedule's input (if any). */
@@ -107,6 +143,11 @@ export interface LocalApp {
     readonly input: unknown;
   };
   startEventSources(): Promise<void>;
+  /**
+   * Resolves once every stream mapping has handed its function every change committed before the
+   * call (each shard read to its end afterwards); rejects after `timeoutMs`.
+   */
+  streamsCaughtUp(timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -130,7 +171,8 @@ export async function startLocalApp(options: {
   const closers: (() => Promise<void> | void)[] = [
     () => rmSync(synthesized.outdir, { recursive: true, force: true }),
   ];
-  const sources: RunningEventSource[] = [];
+  const sources: (RunningEventSource | RunningStreamPoller)[] = [];
+  const pollers: RunningStreamPoller[] = [];
   const containerProcesses: ContainerProcess[] = [];
   let bus: EventBridgeStandIn | undefined;
   const stop = async () => {
@@ -153,51 +195,28 @@ export async function startLocalApp(options: {
     const record = (call: RecordedCall) => calls.push(call);
     const functions = new Map<string, LocalAppFunction>();
 
-    const rules: FunctionRule[] = resourcesOfType(template, "AWS::Events::Rule").flatMap(([ruleId, rule]) => {
-      const p = propertiesOf(rule);
-      if (p.State !== undefined && p.State !== "ENABLED") return [];
-      if (!isObject(p.EventPattern))
-        throw new Error(`${ruleId} has no EventPattern (schedule rules are not modelled)`);
-      const targets = (Array.isArray(p.Targets) ? p.Targets : []).map((target: unknown, i: number) => {
-        const where = `${ruleId}.Targets[${i}]`;
-        if (!isObject(target)) throw new Error(`${where} is not an object`);
-        if (
-          target.Input !== undefined ||
-          target.InputPath !== undefined ||
-          target.InputTransformer !== undefined
-        ) {
-          throw new Error(`${where}: input transformation is not modelled`);
-        }
-        const id = resolver.logicalIdOf(resolver.resolveString(target.Arn, `${where}.Arn`));
-        if (id === undefined || template.Resources[id]?.Type !== "AWS::Lambda::Function") {
-          throw new Error(`${where}: only function targets are modelled`);
-        }
-        return id;
-      });
-      const busArn = emulated.busArns.get(
-        resolver.resolveString(p.EventBusName ?? "default", `${ruleId}.EventBusName`),
-      );
-      if (busArn === undefined) throw new Error(`${ruleId} is on a bus the template does not declare`);
-      return [{ ruleId, busArn, pattern: p.EventPattern, targets }];
-    });
+    // No function is a rule target: jobs are fed from the task table's stream, not from the bus.
+    // A rule in the template would route events this run does not deliver, so it fails the run.
+    const rules = resourcesOfType(template, "AWS::Events::Rule").map(([ruleId]) => ruleId);
+    if (rules.length > 0) throw new Error(`EventBridge rules are not modelled: ${rules.join(", ")}`);
 
+    // The buses the functions publish to (Job Completed, agent messages); nothing routes from them.
     bus = await startEventBridgeStandIn({
       region: REGION,
       account: emulated.account,
       busArns: emulated.busArns,
-      rules,
-      invoke: (target: string, event: unknown) => {
-        const fn = functions.get(target);
-        if (fn === undefined) throw new Error(`rule target ${target} was not loaded`);
-        return fn.placeholder ? undefined : fn.invoke(event);
-      },
     });
     const standIn = bus;
     closers.push(() => standIn.close());
 
     const scopes = installFunctionEnvironments();
     closers.push(() => scopes.restore());
-    const arns = { tableArns: emulated.tableArns, queueArns: emulated.queueArns, busArns: emulated.busArns };
+    const arns = {
+      tableArns: emulated.tableArns,
+      queueArns: emulated.queueArns,
+      busArns: emulated.busArns,
+      streamArns: emulated.streamArns,
+    };
 
     // Sequentially: each import runs in its own environment scope.
     for (const bundle of functionBundles(synthesized)) {
@@ -249,7 +268,21 @@ export async function startLocalApp(options: {
       });
       const roleLogicalId = referencedLogicalId(p.Role);
       if (roleLogicalId === undefined) throw new Error(`${bundle.logicalId} has no role reference`);
-      functions.set(bundle.logicalId, { ...loaded, roleLogicalId, placeholder, env, templateEnv });
+      let invocations = 0;
+      functions.set(bundle.logicalId, {
+        ...loaded,
+        roleLogicalId,
+        placeholder,
+        env,
+        templateEnv,
+        get invocations() {
+          return invocations;
+        },
+        invoke: (event) => {
+          invocations++;
+          return loaded.invoke(event);
+        },
+      });
     }
 
     const containers: LocalAppContainer[] = [];
@@ -343,31 +376,124 @@ export async function startLocalApp(options: {
     const mappings: EventSourceMapping[] = resourcesOfType(
       template,
       "AWS::Lambda::EventSourceMapping",
-    ).flatMap(([logicalId, mapping]) => {
+    ).flatMap(([logicalId, mapping]): EventSourceMapping[] => {
       const p = propertiesOf(mapping);
       if (p.Enabled === false) return [];
-      const queueArn = resolver.resolveString(p.EventSourceArn, `${logicalId}.EventSourceArn`);
-      const queueId = resolver.logicalIdOf(queueArn);
-      const queue = queueId === undefined ? undefined : emulated.resources.get(queueId);
-      if (queue?.type !== "AWS::SQS::Queue") throw new Error(`${logicalId}: only SQS sources are modelled`);
-      const scaling = isObject(p.ScalingConfig) ? p.ScalingConfig : {};
-      return [
-        {
-          logicalId,
-          queueUrl: queue.ref,
-          function: functionAt(p.FunctionName, `${logicalId}.FunctionName`),
-          batchSize: Number(p.BatchSize ?? 10),
-          maxConcurrency: Number(scaling.MaximumConcurrency ?? 2),
-          reportBatchItemFailures:
-            Array.isArray(p.FunctionResponseTypes) &&
-            p.FunctionResponseTypes.includes("ReportBatchItemFailures"),
-        },
-      ];
+      const sourceArn = resolver.resolveString(p.EventSourceArn, `${logicalId}.EventSourceArn`);
+      const sourceId = resolver.logicalIdOf(sourceArn);
+      const source = sourceId === undefined ? undefined : emulated.resources.get(sourceId);
+      const fn = functionAt(p.FunctionName, `${logicalId}.FunctionName`);
+      const reportBatchItemFailures =
+        Array.isArray(p.FunctionResponseTypes) && p.FunctionResponseTypes.includes("ReportBatchItemFailures");
+      if (source?.type === "AWS::SQS::Queue") {
+        const scaling = isObject(p.ScalingConfig) ? p.ScalingConfig : {};
+        return [
+          {
+            kind: "sqs",
+            logicalId,
+            queueUrl: source.ref,
+            function: fn,
+            batchSize: Number(p.BatchSize ?? 10),
+            maxConcurrency: Number(scaling.MaximumConcurrency ?? 2),
+            reportBatchItemFailures,
+          },
+        ];
+      }
+      if (source?.type === "AWS::DynamoDB::Table" && source.attributes.StreamArn === sourceArn) {
+        // What the poller reproduces: one batch at a time per shard from the oldest record, whole
+        // batches, a failed record and the ones after it read again. Retry limits, record age and the
+        // on-failure destination only matter to a batch that keeps failing, which fails this run anyway
+        // (eventSourceErrors).
+        if (p.StartingPosition !== "TRIM_HORIZON")
+          throw new Error(`${logicalId}: only StartingPosition TRIM_HORIZON is modelled`);
+        if (p.BisectBatchOnFunctionError === true)
+          throw new Error(`${logicalId}: BisectBatchOnFunctionError is not modelled`);
+        if (Number(p.ParallelizationFactor ?? 1) !== 1)
+          throw new Error(`${logicalId}: only ParallelizationFactor 1 is modelled`);
+        for (const unsupported of ["FilterCriteria", "TumblingWindowInSeconds"]) {
+          if (p[unsupported] !== undefined) throw new Error(`${logicalId}: ${unsupported} is not modelled`);
+        }
+        return [
+          {
+            kind: "dynamodb-stream",
+            logicalId,
+            streamArn: sourceArn,
+            function: fn,
+            batchSize: Number(p.BatchSize ?? 100),
+            batchingWindowSeconds: Number(p.MaximumBatchingWindowInSeconds ?? 0),
+            reportBatchItemFailures,
+          },
+        ];
+      }
+      throw new Error(`${logicalId}: only SQS queues and table streams are modelled (${sourceArn})`);
     });
 
     const eventSourceErrors: string[] = [];
+    const streamDeliveries: StreamDelivery[] = [];
+    const loggerOf = (mapping: EventSourceMapping): Logger => ({
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (message, ...extra) =>
+        eventSourceErrors.push(`${mapping.logicalId}: ${message} ${JSON.stringify(extra)}`),
+      error: (message, ...extra) =>
+        eventSourceErrors.push(`${mapping.logicalId}: ${message} ${JSON.stringify(extra)}`),
+    });
+    const startStreamSource = async (mapping: StreamEventSourceMapping) => {
+      const fn = mapping.function;
+      // The mapping reads the stream with the function's execution role: its calls go through that
+      // function's DynamoDB proxy (DynamoDB Local serves the Streams API on the same endpoint).
+      const streams = new DynamoDBStreamsClient({
+        endpoint: fn.env.AWS_ENDPOINT_URL_DYNAMODB,
+        region: REGION,
+        credentials: CREDENTIALS,
+      });
+      closers.push(() => streams.destroy());
+      const poller = await startStreamPoller({
+        streamArn: mapping.streamArn,
+        streams,
+        batchSize: mapping.batchSize,
+        batchingWindowMs: mapping.batchingWindowSeconds * 1000,
+        logger: loggerOf(mapping),
+        handler: async ({ Records }) => {
+          const records = Records.map((r) => ({
+            sequenceNumber: String(r.dynamodb?.SequenceNumber),
+            eventName: String(r.eventName),
+            key: Object.fromEntries(
+              Object.entries(r.dynamodb?.Keys ?? {}).map(([name, value]) => [
+                name,
+                String((value as { S?: unknown }).S),
+              ]),
+            ),
+          }));
+          let response: DynamoDBBatchResponse | undefined;
+          try {
+            response = (await fn.invoke({ Records: Records.map((r) => lambdaStreamRecord(r, mapping)) })) as
+              | DynamoDBBatchResponse
+              | undefined;
+          } catch (error) {
+            streamDeliveries.push({ mapping: mapping.logicalId, records, failures: [String(error)] });
+            throw error;
+          }
+          // Without ReportBatchItemFailures, Lambda ignores a partial response: the batch succeeded.
+          const batchItemFailures = mapping.reportBatchItemFailures
+            ? (response?.batchItemFailures ?? [])
+            : [];
+          const failures = batchItemFailures.map((f) => String(f.itemIdentifier));
+          streamDeliveries.push({ mapping: mapping.logicalId, records, failures });
+          if (failures.length > 0)
+            eventSourceErrors.push(`${mapping.logicalId}: batch item failures ${failures.join(", ")}`);
+          return { batchItemFailures: failures.map((itemIdentifier) => ({ itemIdentifier })) };
+        },
+      });
+      sources.push(poller);
+      pollers.push(poller);
+    };
     const startEventSources = async () => {
       for (const mapping of mappings) {
+        if (mapping.kind === "dynamodb-stream") {
+          await startStreamSource(mapping);
+          continue;
+        }
         const fn = mapping.function;
         // The mapping polls with the function's execution role, so its calls go through that function's proxy.
         const sqs = new SQSClient({
@@ -384,14 +510,7 @@ export async function startLocalApp(options: {
           maxConcurrency: mapping.maxConcurrency,
           waitSeconds: 1,
           region: REGION,
-          logger: {
-            debug: () => undefined,
-            info: () => undefined,
-            warn: (message, extra) =>
-              eventSourceErrors.push(`${mapping.logicalId}: ${message} ${JSON.stringify(extra ?? {})}`),
-            error: (message, extra) =>
-              eventSourceErrors.push(`${mapping.logicalId}: ${message} ${JSON.stringify(extra ?? {})}`),
-          },
+          logger: loggerOf(mapping),
           handler: async (event: SQSEvent) => {
             const response = (await fn.invoke(event)) as SQSBatchResponse | undefined;
             // Without ReportBatchItemFailures, Lambda ignores a partial response: the batch succeeded.
@@ -409,17 +528,50 @@ export async function startLocalApp(options: {
       functions,
       containers,
       bus: standIn,
-      rules,
       mappings,
       calls,
       eventSourceErrors,
+      streamDeliveries,
       api,
       scheduled,
       startEventSources,
+      streamsCaughtUp: (timeoutMs) => {
+        if (pollers.length === 0) return Promise.reject(new Error("no stream event source is running"));
+        return withTimeout(
+          Promise.all(pollers.map((poller) => poller.caughtUp())).then(() => undefined),
+          timeoutMs,
+          "the stream event sources did not catch up",
+        );
+      },
       stop,
     };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/**
+ * A stream record as Lambda's event carries it: the mapping's stream as `eventSourceARN`, and
+ * `ApproximateCreationDateTime` in epoch seconds (the Streams client parses it into a Date).
+ */
+function lambdaStreamRecord(record: TaskStreamRecord, mapping: StreamEventSourceMapping): unknown {
+  const created = (record.dynamodb as { ApproximateCreationDateTime?: unknown } | undefined)
+    ?.ApproximateCreationDateTime;
+  return {
+    ...record,
+    eventSourceARN: mapping.streamArn,
+    dynamodb: {
+      ...record.dynamodb,
+      ...(created instanceof Date ? { ApproximateCreationDateTime: created.getTime() / 1000 } : {}),
+    },
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} within ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

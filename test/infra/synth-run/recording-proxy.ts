@@ -49,6 +49,8 @@ export interface ResourceArns {
   readonly tableArns: ReadonlyMap<string, string>;
   readonly queueArns: ReadonlyMap<string, string>;
   readonly busArns: ReadonlyMap<string, string>;
+  /** Table stream ARNs the harness knows (each maps to itself). */
+  readonly streamArns: ReadonlyMap<string, string>;
 }
 
 /**
@@ -68,6 +70,12 @@ export interface ResourceArns {
  *   ChangeMessageVisibility sets permissions for the corresponding batch versions" (SQS Developer
  *   Guide, "Amazon SQS batch actions").
  * - EventBridge PutEvents is evaluated on the bus of each entry (the default bus when none is named).
+ * - DynamoDB Streams operations (`DynamoDBStreams_20120810.*`) are authorized by the `dynamodb:`
+ *   action of the same name: DescribeStream and GetShardIterator on the stream ARN they name
+ *   (`arn:aws:dynamodb:…:table/NAME/stream/LABEL`), GetRecords on the stream its shard iterator was
+ *   issued for, ListStreams on `*` (it has no resource type; Service Authorization Reference). A shard
+ *   iterator is the stream ARN, `|`, then an opaque rest (the GetShardIterator API reference's example
+ *   answer, and DynamoDB Local's), so the stream is read from it.
  *
  * A name the harness did not create resolves to `unknown:<kind>/<name>`, which no policy allows.
  */
@@ -124,6 +132,19 @@ export function authorizationsOf(target: string, body: unknown, arns: ResourceAr
             ? (arns.queueArns.get(input.QueueName) ?? `unknown:queue/${input.QueueName}`)
             : "*";
       return [{ action, resource: queue }];
+    }
+    case "DynamoDBStreams_20120810": {
+      const stream = (value: unknown) =>
+        arns.streamArns.get(String(value)) ?? `unknown:stream/${String(value)}`;
+      const action = `dynamodb:${operation}`;
+      switch (operation) {
+        case "ListStreams":
+          return [{ action, resource: "*" }];
+        case "GetRecords":
+          return [{ action, resource: stream(String(input.ShardIterator).split("|")[0]) }];
+        default:
+          return [{ action, resource: stream(input.StreamArn) }];
+      }
     }
     case "AWSEvents": {
       if (operation !== "PutEvents") return [{ action: `events:${operation}`, resource: "*" }];
