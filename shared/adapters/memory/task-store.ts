@@ -158,7 +158,8 @@ export class MemoryTaskStore implements TaskStore {
       if (this.counted.has(change.id)) continue;
       this.counted.add(change.id);
       // A redelivery repeats changes of the last few batches, never ones this far back.
-      if (this.counted.size > COUNTED_WINDOW) this.counted.delete(this.counted.values().next().value as string);
+      if (this.counted.size > COUNTED_WINDOW)
+        this.counted.delete(this.counted.values().next().value as string);
       for (const [name, delta] of Object.entries(change.deltas)) {
         this.counters.set(name, (this.counters.get(name) ?? 0) + delta);
       }
