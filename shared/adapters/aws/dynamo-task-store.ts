@@ -83,8 +83,6 @@ export class TaskAlreadyExistsError extends AgentryError {
 
 const MARSHALL_OPTIONS = { removeUndefinedValues: true } as const;
 const MAX_CONDITION_VALUES = 100;
-/** Redeliveries met by one applyCounters call (each skips what a marker already counted). */
-const MAX_COUNTER_ROUNDS = 8;
 /** Statuses listed from the sparse index of unfinished tasks; the others filter the all-tasks index. */
 const ACTIVE_STATUSES: ReadonlySet<TaskStatus> = new Set(["submitted", "working", "input-required"]);
 /**
@@ -289,11 +287,12 @@ export class DynamoTaskStore implements TaskStore {
    * change finds the marker and counts only what follows its last change.
    */
   async applyCounters(changes: readonly CountedChange[]): Promise<void> {
+    // Every marker met drops at least one change, so this ends. No fixed bound on the rounds: a
+    // delivery read again from the stream's start (a consumer restarted without its checkpoint, as
+    // the emulated runtime on its data directory) meets one marker per earlier delivery it spans, and
+    // giving up would fail that delivery again on every retry.
     let remaining = changes;
-    for (let round = 0; remaining.length > 0; round++) {
-      if (round >= MAX_COUNTER_ROUNDS) {
-        throw new DependencyError(`statistics for ${remaining[0]?.id} could not be applied`);
-      }
+    while (remaining.length > 0) {
       const first = remaining[0]?.id ?? "";
       const deltas: CounterDeltas = {};
       for (const change of remaining) {
