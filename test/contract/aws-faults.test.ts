@@ -281,6 +281,37 @@ describe("F9 on DynamoDB Local: a write whose response was lost", () => {
   });
 });
 
+describe("F9 on DynamoDB Local: a create whose response was lost", () => {
+  it("is recognised as its own create when the put is sent again, and anything else still conflicts", async () => {
+    const tableName = await createTestTable(localDynamoClient());
+    const client = localDynamoClient();
+    const store = new DynamoTaskStore({ client, tableName, retry: fastRetry });
+    const task = newTask();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        if (context.commandName === "PutItemCommand") {
+          client.middlewareStack.remove("losePutResponse");
+          throw Object.assign(new Error("socket hang up"), {
+            name: "TimeoutError",
+            code: "ECONNRESET",
+            $metadata: {},
+          });
+        }
+        return result;
+      },
+      { step: "initialize", name: "losePutResponse" },
+    );
+
+    const outcome = await store.create({ task });
+
+    expect(outcome).toEqual({ created: true, task });
+    expect(await store.get(task.taskId)).toEqual(task);
+    // A different task under the same id, sent once, is refused as before.
+    await expect(store.create({ task: { ...task, taskType: "other" } })).rejects.toThrow(/already exists/);
+  });
+});
+
 describe("F10: BatchGetItem leaves work unprocessed", () => {
   it("reads unprocessed counter shards again and sums them all", async () => {
     const client = new DynamoDBClient({ region: "us-east-1", credentials });

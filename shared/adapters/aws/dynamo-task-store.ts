@@ -152,11 +152,23 @@ export class DynamoTaskStore implements TaskStore {
     };
 
     if (task.idempotencyKey === undefined) {
+      let attempts = 0;
       try {
-        await withDynamoRetry("PutItem", this.retry, () => this.client.send(new PutItemCommand(taskPut)));
+        await withDynamoRetry("PutItem", this.retry, () => {
+          attempts++;
+          return this.client.send(
+            new PutItemCommand({ ...taskPut, ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
+          );
+        });
       } catch (error) {
-        if (isConditionFailure(error)) throw new TaskAlreadyExistsError(task.taskId);
-        throw error;
+        if (!isConditionFailure(error)) throw error;
+        // A put whose response was lost and that was sent again fails its own condition (a lone
+        // PutItem has no request token): the task it finds is its own if it is the one this create
+        // wrote, possibly moved on since by a worker.
+        const item = conditionFailureItem(error);
+        const resent = attempts > 1 || sdkAttempts(error) > 1;
+        if (resent && item && isOwnCreate(taskFromItem(item), stored)) return { created: true, task: stored };
+        throw new TaskAlreadyExistsError(task.taskId);
       }
       return { created: true, task: stored };
     }
@@ -568,6 +580,16 @@ function matches(task: Task, query: ListTasksQuery): boolean {
     (query.status === undefined || task.status === query.status) &&
     (query.taskType === undefined || task.taskType === query.taskType) &&
     (query.updatedBefore === undefined || task.updatedAt < query.updatedBefore)
+  );
+}
+
+/** True when `current` is the task `created` describes: a task's creation fields never change. */
+function isOwnCreate(current: Task, created: Task): boolean {
+  return (
+    current.createdAt === created.createdAt &&
+    current.taskType === created.taskType &&
+    current.jobId === created.jobId &&
+    isDeepStrictEqual(current.input, created.input)
   );
 }
 
