@@ -39,25 +39,38 @@ async function put(tableName: string, ids: readonly string[]): Promise<void> {
   }
 }
 
-/** Runs a poller until it has read everything written so far; returns the batches it delivered (keys). */
-async function readOnce(tableName: string, file: string, batchSize = 100): Promise<string[][]> {
-  const batches: string[][] = [];
+/** Runs a poller until it has read everything written so far; returns the batches it delivered. */
+async function readBatches(
+  tableName: string,
+  options: { file?: string; batchSize?: number } = {},
+): Promise<{ key: string; sequenceNumber: string }[][]> {
+  const batches: { key: string; sequenceNumber: string }[][] = [];
   const poller = await startStreamPoller({
     dynamodb,
     streams,
     tableName,
     logger: silent,
     idleMs: 20,
-    batchSize,
-    checkpoints: fileCheckpoints(file),
+    batchSize: options.batchSize ?? 100,
+    ...(options.file !== undefined ? { checkpoints: fileCheckpoints(options.file) } : {}),
     handler: async (event) => {
-      batches.push(event.Records.map((r) => String((r.dynamodb?.Keys?.pk as { S?: string } | undefined)?.S)));
+      batches.push(
+        event.Records.map((r) => ({
+          key: String((r.dynamodb?.Keys?.pk as { S?: string } | undefined)?.S),
+          sequenceNumber: String(r.dynamodb?.SequenceNumber),
+        })),
+      );
       return { batchItemFailures: [] };
     },
   });
   await poller.caughtUp();
   await poller.stop();
   return batches;
+}
+
+/** The keys of each batch a poller on `file`'s checkpoints delivers. */
+async function readOnce(tableName: string, file: string, batchSize = 100): Promise<string[][]> {
+  return (await readBatches(tableName, { file, batchSize })).map((batch) => batch.map((r) => r.key));
 }
 
 describe("the DynamoDB stream poller's checkpoints", () => {
@@ -100,20 +113,7 @@ describe("the DynamoDB stream poller's checkpoints", () => {
 
 /** The sequence number of the stream's first record (read with a checkpoint-less poller). */
 async function firstSequenceNumber(tableName: string): Promise<string> {
-  let found: string | undefined;
-  const poller = await startStreamPoller({
-    dynamodb,
-    streams,
-    tableName,
-    logger: silent,
-    idleMs: 20,
-    handler: async (event) => {
-      found ??= event.Records[0]?.dynamodb?.SequenceNumber;
-      return { batchItemFailures: [] };
-    },
-  });
-  await poller.caughtUp();
-  await poller.stop();
+  const found = (await readBatches(tableName))[0]?.[0]?.sequenceNumber;
   if (found === undefined) throw new Error("the stream is empty");
   return found;
 }
