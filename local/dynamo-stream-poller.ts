@@ -1,3 +1,4 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
   type _Record,
@@ -36,6 +37,56 @@ export interface StreamPollerSettings {
    * MaximumBatchingWindowInSeconds (infra/constructs/aggregation.ts deploys 1 s). @default 0
    */
   readonly batchingWindowMs?: number;
+  /**
+   * Where each shard's position is kept across restarts, as Lambda's event source keeps its
+   * checkpoint. Without it a restarted poller reads every shard again from TRIM_HORIZON, in batches
+   * whose boundaries differ from the first reading's, which the statistics markers cannot tell apart
+   * from new changes (see `fileCheckpoints`). @default none: positions die with the poller
+   */
+  readonly checkpoints?: StreamCheckpoints;
+}
+
+/** Where a shard's reading resumes, and how many records its last batch handed over had, if unconfirmed. */
+export interface ShardCheckpoint {
+  /** Resume at (`AT_SEQUENCE_NUMBER`) or after (`AFTER_SEQUENCE_NUMBER`) this record. */
+  readonly type: "AT" | "AFTER";
+  readonly sequenceNumber: string;
+  /**
+   * Set while a batch starting at `sequenceNumber` is being handled: a poller that died meanwhile
+   * delivers exactly that batch again (same first and last change), so the statistics marker of the
+   * first delivery recognises all of it and the next batch starts where it would have.
+   */
+  readonly inFlight?: number;
+}
+
+/** A poller's durable positions, one per shard. */
+export interface StreamCheckpoints {
+  load(): Record<string, ShardCheckpoint>;
+  save(shardId: string, checkpoint: ShardCheckpoint): void;
+}
+
+/**
+ * Checkpoints in a JSON file (the emulated runtime keeps them next to DynamoDB Local's data), written
+ * whole to a temporary file and renamed, so a kill -9 leaves the old or the new version.
+ *
+ * @example
+ * const checkpoints = fileCheckpoints(join(dataDir, "stream-checkpoints.json"));
+ */
+export function fileCheckpoints(path: string): StreamCheckpoints {
+  let state: Record<string, ShardCheckpoint> = {};
+  return {
+    load() {
+      state = existsSync(path)
+        ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, ShardCheckpoint>)
+        : {};
+      return { ...state };
+    },
+    save(shardId, checkpoint) {
+      state = { ...state, [shardId]: checkpoint };
+      writeFileSync(`${path}.tmp`, JSON.stringify(state));
+      renameSync(`${path}.tmp`, path);
+    },
+  };
 }
 
 export interface RunningStreamPoller {
@@ -66,13 +117,19 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<R
   const emptyReadStartedAt = new Map<string, number>();
   let described = 0;
 
+  const saved = options.checkpoints?.load() ?? {};
+
   const readShard = async (shardId: string) => {
-    let iterator = await shardIterator(options.streams, streamArn, shardId, "TRIM_HORIZON");
+    const checkpoint = saved[shardId];
+    let iterator = await startingIterator(options, streamArn, shardId, checkpoint);
+    // A batch that was being handled when the last poller died is delivered again exactly as it was.
+    let exactly = checkpoint?.inFlight;
     while (!stopping.signal.aborted && iterator) {
       const readStartedAt = performance.now();
       try {
+        const limit = exactly ?? batchSize;
         const output = await options.streams.send(
-          new GetRecordsCommand({ ShardIterator: iterator, Limit: batchSize }),
+          new GetRecordsCommand({ ShardIterator: iterator, Limit: limit }),
           { abortSignal: stopping.signal },
         );
         const records = [...(output.Records ?? [])];
@@ -82,20 +139,33 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<R
           await pause(options.idleMs ?? 100, stopping.signal);
           continue;
         }
-        // Gather until the batch is full or the batching window closes, as the event source does.
-        const windowEnds = performance.now() + (options.batchingWindowMs ?? 0);
+        // Gather until the batch is full or the batching window closes, as the event source does; a
+        // batch delivered again is gathered to its old size (its records are all in the stream).
+        const windowEnds =
+          performance.now() + (exactly === undefined ? (options.batchingWindowMs ?? 0) : 30_000);
         let next = output.NextShardIterator;
-        while (next && records.length < batchSize && performance.now() < windowEnds) {
+        while (next && records.length < limit && performance.now() < windowEnds) {
           await pause(Math.min(options.idleMs ?? 100, windowEnds - performance.now()), stopping.signal);
           if (stopping.signal.aborted) break;
           const more = await options.streams.send(
-            new GetRecordsCommand({ ShardIterator: next, Limit: batchSize - records.length }),
+            new GetRecordsCommand({ ShardIterator: next, Limit: limit - records.length }),
           );
           records.push(...(more.Records ?? []));
           next = more.NextShardIterator;
         }
         output.NextShardIterator = next;
+        exactly = undefined;
+        const first = records[0]?.dynamodb?.SequenceNumber;
+        const last = records.at(-1)?.dynamodb?.SequenceNumber;
+        if (first !== undefined) {
+          options.checkpoints?.save(shardId, { type: "AT", sequenceNumber: first, inFlight: records.length });
+        }
         const retryFrom = await deliver(records);
+        if (retryFrom !== undefined) {
+          options.checkpoints?.save(shardId, { type: "AT", sequenceNumber: retryFrom });
+        } else if (last !== undefined) {
+          options.checkpoints?.save(shardId, { type: "AFTER", sequenceNumber: last });
+        }
         iterator =
           retryFrom === undefined
             ? output.NextShardIterator
@@ -181,11 +251,33 @@ function hasShard(
   return (description.StreamDescription?.Shards ?? []).some((s) => s.ShardId === shardId);
 }
 
+/** Where a shard's reading starts: its checkpoint, or TRIM_HORIZON if it has none or it is gone. */
+async function startingIterator(
+  options: StreamPollerOptions,
+  streamArn: string,
+  shardId: string,
+  checkpoint: ShardCheckpoint | undefined,
+): Promise<string | undefined> {
+  if (checkpoint !== undefined) {
+    const type = checkpoint.type === "AT" ? "AT_SEQUENCE_NUMBER" : "AFTER_SEQUENCE_NUMBER";
+    try {
+      return await shardIterator(options.streams, streamArn, shardId, type, checkpoint.sequenceNumber);
+    } catch (error) {
+      // Trimmed (older than the stream keeps) or from another stream: start over, as Lambda would.
+      options.logger.warn("stream checkpoint not usable; reading the shard from its start", {
+        shardId,
+        error: String(error),
+      });
+    }
+  }
+  return shardIterator(options.streams, streamArn, shardId, "TRIM_HORIZON");
+}
+
 async function shardIterator(
   streams: DynamoDBStreamsClient,
   streamArn: string,
   shardId: string,
-  type: "TRIM_HORIZON" | "AT_SEQUENCE_NUMBER",
+  type: "TRIM_HORIZON" | "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER",
   sequenceNumber?: string,
 ): Promise<string | undefined> {
   const output = await streams.send(

@@ -1,3 +1,4 @@
+import { join, resolve as resolvePath } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
@@ -19,7 +20,7 @@ import { lambdaAgentPresence } from "#shared/worker/agent-presence";
 import { queueNamesFromUrls } from "#shared/worker/aws-lambda";
 import type { WorkerDefinition } from "#shared/worker/define-worker";
 import { createLambdaWorkerHandler } from "#shared/worker/lambda-handler";
-import { type RunningStreamPoller, startStreamPoller } from "./dynamo-stream-poller.ts";
+import { fileCheckpoints, type RunningStreamPoller, startStreamPoller } from "./dynamo-stream-poller.ts";
 import { type RunningEmulators, startEmulators } from "./emulators.ts";
 import { type ProvisionedResources, provisionLocalResources } from "./provision.ts";
 import { type RunningEventSource, startSqsEventSource } from "./sqs-event-source.ts";
@@ -53,6 +54,8 @@ export interface EmulatedInfrastructure {
   readonly sqs: SQSClient;
   /** DynamoDB Local's Streams API (the task table's stream). */
   readonly streams: DynamoDBStreamsClient;
+  /** Where DynamoDB Local keeps its data across restarts, if anywhere (`--data-dir`). */
+  readonly dataDir?: string;
   readonly store: DynamoTaskStore;
   readonly queue: SqsTaskQueue;
   readonly registry: DynamoAgentRegistry;
@@ -105,6 +108,7 @@ export async function startEmulatedInfrastructure(
     attachRequestCounter(streams, requests);
     return {
       emulators,
+      ...(options.dataDir !== undefined ? { dataDir: resolvePath(options.dataDir) } : {}),
       resources,
       dynamodb,
       sqs,
@@ -206,6 +210,11 @@ export async function startEmulatedTaskStream(
     // As deployed (infra/constructs/aggregation.ts): batches of up to 100, a 1 s batching window.
     batchSize: 100,
     batchingWindowMs: 1_000,
+    // On a data directory the stream outlives the process: keep the position with it, as Lambda's
+    // event source keeps its checkpoint, so a restart does not read everything again.
+    ...(infra.dataDir !== undefined
+      ? { checkpoints: fileCheckpoints(join(infra.dataDir, "stream-checkpoints.json")) }
+      : {}),
     handler: (event) => meteredInvocation("aggregator", deps.onInvocation, () => handler(event)),
   });
 }

@@ -208,6 +208,26 @@ describe("F9: DynamoDB transaction conflicts and throttling", () => {
   });
 });
 
+/** Lets the next `commandName` request be applied, then throws as if its response never arrived. */
+function loseNextResponse(client: DynamoDBClient, commandName: string): void {
+  const name = `lose${commandName}Response`;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      if (context.commandName === commandName) {
+        client.middlewareStack.remove(name);
+        throw Object.assign(new Error("socket hang up"), {
+          name: "TimeoutError",
+          code: "ECONNRESET",
+          $metadata: {},
+        });
+      }
+      return result;
+    },
+    { step: "initialize", name },
+  );
+}
+
 describe("F9 on DynamoDB Local: a write whose response was lost", () => {
   /** Lets the next `count` transactions commit, then throws as if their responses never arrived. */
   function loseResponses(client: DynamoDBClient, count: number) {
@@ -250,21 +270,7 @@ describe("F9 on DynamoDB Local: a write whose response was lost", () => {
     const store = new DynamoTaskStore({ client, tableName, retry: fastRetry });
     const task = newTask();
     await store.create({ task });
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const result = await next(args);
-        if (context.commandName === "UpdateItemCommand") {
-          client.middlewareStack.remove("loseUpdateResponse");
-          throw Object.assign(new Error("socket hang up"), {
-            name: "TimeoutError",
-            code: "ECONNRESET",
-            $metadata: {},
-          });
-        }
-        return result;
-      },
-      { step: "initialize", name: "loseUpdateResponse" },
-    );
+    loseNextResponse(client, "UpdateItemCommand");
 
     const outcome = await store.transition({
       taskId: task.taskId,
@@ -278,6 +284,23 @@ describe("F9 on DynamoDB Local: a write whose response was lost", () => {
       ok: true,
       task: { ...task, status: "working", version: 2, leaseToken: "lease-1" },
     });
+  });
+});
+
+describe("F9 on DynamoDB Local: a create whose response was lost", () => {
+  it("is recognised as its own create when the put is sent again, and anything else still conflicts", async () => {
+    const tableName = await createTestTable(localDynamoClient());
+    const client = localDynamoClient();
+    const store = new DynamoTaskStore({ client, tableName, retry: fastRetry });
+    const task = newTask();
+    loseNextResponse(client, "PutItemCommand");
+
+    const outcome = await store.create({ task });
+
+    expect(outcome).toEqual({ created: true, task });
+    expect(await store.get(task.taskId)).toEqual(task);
+    // A different task under the same id, sent once, is refused as before.
+    await expect(store.create({ task: { ...task, taskType: "other" } })).rejects.toThrow(/already exists/);
   });
 });
 

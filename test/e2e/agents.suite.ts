@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { MessagingService } from "#shared/core/agents/messaging-service";
 import type { AgentMessage } from "#shared/domain/message";
 import { apiClient } from "./api-client.ts";
@@ -233,19 +233,25 @@ export function describeAgentsApi(
             api.waitForStatus(t.taskId, ["completed", "failed"]),
           ),
         );
-        const stats = await api.get("/stats");
-        const workers = await api.get(`/pool?capability=${capability}`);
 
         expect(tasks.map((t) => [t.status, t.workerAgentId])).toEqual(
           preferences.map((p) => ["completed", p]),
         );
-        expect(stats.body.tasksByAgent[first]).toBeGreaterThanOrEqual(4);
-        expect(stats.body.tasksByAgent[second]).toBeGreaterThanOrEqual(4);
-        expect(workers.body).toMatchObject({ totalWorkers: 2, availableWorkers: 2, busyWorkers: 0 });
-        expect(workers.body.tasksByWorker).toEqual({
-          [first]: stats.body.tasksByAgent[first],
-          [second]: stats.body.tasksByAgent[second],
-        });
+        // Per-agent counts follow the table's stream (ADR 0007): they agree once it caught up.
+        await vi.waitFor(
+          async () => {
+            const stats = await api.get("/stats");
+            const workers = await api.get(`/pool?capability=${capability}`);
+            expect(stats.body.tasksByAgent[first]).toBeGreaterThanOrEqual(4);
+            expect(stats.body.tasksByAgent[second]).toBeGreaterThanOrEqual(4);
+            expect(workers.body).toMatchObject({ totalWorkers: 2, availableWorkers: 2, busyWorkers: 0 });
+            expect(workers.body.tasksByWorker).toEqual({
+              [first]: stats.body.tasksByAgent[first],
+              [second]: stats.body.tasksByAgent[second],
+            });
+          },
+          { timeout: 15_000, interval: 250 },
+        );
       });
 
     it("runs a task whose preferred agent is unknown on the capability's workers", async () => {

@@ -83,8 +83,6 @@ export class TaskAlreadyExistsError extends AgentryError {
 
 const MARSHALL_OPTIONS = { removeUndefinedValues: true } as const;
 const MAX_CONDITION_VALUES = 100;
-/** Redeliveries met by one applyCounters call (each skips what a marker already counted). */
-const MAX_COUNTER_ROUNDS = 8;
 /** Statuses listed from the sparse index of unfinished tasks; the others filter the all-tasks index. */
 const ACTIVE_STATUSES: ReadonlySet<TaskStatus> = new Set(["submitted", "working", "input-required"]);
 /**
@@ -154,11 +152,23 @@ export class DynamoTaskStore implements TaskStore {
     };
 
     if (task.idempotencyKey === undefined) {
+      let attempts = 0;
       try {
-        await withDynamoRetry("PutItem", this.retry, () => this.client.send(new PutItemCommand(taskPut)));
+        await withDynamoRetry("PutItem", this.retry, () => {
+          attempts++;
+          return this.client.send(
+            new PutItemCommand({ ...taskPut, ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
+          );
+        });
       } catch (error) {
-        if (isConditionFailure(error)) throw new TaskAlreadyExistsError(task.taskId);
-        throw error;
+        if (!isConditionFailure(error)) throw error;
+        // A put whose response was lost and that was sent again fails its own condition (a lone
+        // PutItem has no request token): the task it finds is its own if it is the one this create
+        // wrote, possibly moved on since by a worker.
+        const item = conditionFailureItem(error);
+        const resent = attempts > 1 || sdkAttempts(error) > 1;
+        if (resent && item && isOwnCreate(taskFromItem(item), stored)) return { created: true, task: stored };
+        throw new TaskAlreadyExistsError(task.taskId);
       }
       return { created: true, task: stored };
     }
@@ -289,11 +299,12 @@ export class DynamoTaskStore implements TaskStore {
    * change finds the marker and counts only what follows its last change.
    */
   async applyCounters(changes: readonly CountedChange[]): Promise<void> {
+    // Every marker met drops at least one change, so this ends. No fixed bound on the rounds: a
+    // delivery read again from the stream's start (a consumer restarted without its checkpoint, as
+    // the emulated runtime on its data directory) meets one marker per earlier delivery it spans, and
+    // giving up would fail that delivery again on every retry.
     let remaining = changes;
-    for (let round = 0; remaining.length > 0; round++) {
-      if (round >= MAX_COUNTER_ROUNDS) {
-        throw new DependencyError(`statistics for ${remaining[0]?.id} could not be applied`);
-      }
+    while (remaining.length > 0) {
       const first = remaining[0]?.id ?? "";
       const deltas: CounterDeltas = {};
       for (const change of remaining) {
@@ -569,6 +580,16 @@ function matches(task: Task, query: ListTasksQuery): boolean {
     (query.status === undefined || task.status === query.status) &&
     (query.taskType === undefined || task.taskType === query.taskType) &&
     (query.updatedBefore === undefined || task.updatedAt < query.updatedBefore)
+  );
+}
+
+/** True when `current` is the task `created` describes: a task's creation fields never change. */
+function isOwnCreate(current: Task, created: Task): boolean {
+  return (
+    current.createdAt === created.createdAt &&
+    current.taskType === created.taskType &&
+    current.jobId === created.jobId &&
+    isDeepStrictEqual(current.input, created.input)
   );
 }
 
