@@ -17,6 +17,7 @@ import type { ReducerDefinition } from "#shared/core/jobs/reducers";
 import { createPlatform, withMaintenance } from "#shared/core/platform";
 import type { Supervisor } from "#shared/core/supervisor";
 import type { Sweeper } from "#shared/core/sweeper";
+import type { TaskStream } from "#shared/core/task-stream";
 import { createApiApp } from "#shared/http/app";
 import { apiRoutes } from "#shared/http/routes";
 import type { AgentRegistry } from "#shared/ports/agent-registry";
@@ -112,6 +113,11 @@ export interface LocalRuntime {
   readonly jobStore: JobStore;
   readonly jobs: JobService;
   readonly aggregator: Aggregator;
+  /**
+   * What the task changes are fed to (ADR 0007): job fan-in, statistics, lifecycle events. The memory
+   * store's change feed or the emulated stream poller calls its `process` for every batch.
+   */
+  readonly taskStream: TaskStream;
   stop(): Promise<void>;
 }
 
@@ -284,6 +290,7 @@ async function compose(
     jobStore,
     jobs,
     aggregator,
+    taskStream,
     async stop() {
       await server.close();
       await Promise.all(sweeping.map((loop) => loop.stop()));

@@ -1,12 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RuntimeMode, startLocalRuntime } from "#local/runtime";
-import { MemoryEventBus } from "#shared/adapters/memory/event-bus";
 import { demoWorkers } from "#shared/agents/demo";
 import type { PlatformConfig } from "#shared/config/platform";
-import { TERMINAL_TASK_DETAIL_TYPES } from "#shared/core/jobs/aggregator";
 import { defineReducer } from "#shared/core/jobs/reducers";
-import { lifecycleEvent } from "#shared/domain/transitions";
 import { defineWorker } from "#shared/worker/define-worker";
 import { apiClient, countedOnce } from "./api-client.ts";
 import { e2eConfig } from "./task-api.suite.ts";
@@ -39,8 +36,12 @@ export const sumReducer = defineReducer("sum", (outputs) =>
 export interface RunningJobsSystem {
   readonly url: string;
   stop(): Promise<void>;
-  /** Delivers every terminal event of the job's tasks to the aggregator again (F12). */
-  replayTaskEvents(jobId: string): Promise<number>;
+  /**
+   * Until `restore`, fails every batch of the task stream once after it was processed in full, as a
+   * consumer that dies having committed its work: the change feed or the stream poller delivers it
+   * again from its first change (F12). `failed()` says how many batches were failed.
+   */
+  failStreamBatchesAfterCommit(): { failed(): number; restore(): void };
 }
 
 const collect = { policy: "all", reducer: "collect" } as const;
@@ -433,21 +434,39 @@ export function describeJobsApi(
         expect(Object.keys(tasksAfter)).toEqual(Object.keys(tasksBefore));
       }, 60_000);
 
-      it("F12: replayed task events leave the job and the statistics unchanged", async () => {
-        const { jobId } = await submit({
-          tasks: [echo(1), echo(2, { failAttempts: 1 }), echo(3)],
-          aggregation: collect,
-          failurePolicy: { mode: "tolerate" },
+      it("F12: stream batches delivered again after they were committed leave jobs and statistics exact", async () => {
+        const before = await api.settledStats();
+        const fault = system.failStreamBatchesAfterCommit();
+        let job: any;
+        try {
+          const { jobId } = await submit({
+            tasks: [echo(1), echo(2, { failAttempts: 1 }), echo(3)],
+            aggregation: collect,
+            failurePolicy: { mode: "tolerate" },
+          });
+          job = await waitForJob(jobId, settled);
+        } finally {
+          fault.restore();
+        }
+        const after = await api.settledStats();
+
+        // The fault happened: batches were processed in full, then delivered again (a redelivery gathers
+        // what came since, so one failed batch may carry the rest of the job).
+        expect(fault.failed()).toBeGreaterThanOrEqual(1);
+        expect(job).toMatchObject({
+          status: "completed",
+          total: 3,
+          completed: 2,
+          failed: 1,
+          result: { output: [{ value: 1 }, { value: 3 }] },
         });
-        const before = await waitForJob(jobId, settled);
-        const statsBefore = [await api.settledStats(), (await api.get("/stats/jobs")).body];
-
-        const replayed = await system.replayTaskEvents(jobId);
-        await sleep(100);
-
-        expect(replayed).toBe(3);
-        expect((await api.get(`/jobs/${jobId}`)).body).toEqual(before);
-        expect([(await api.get("/stats")).body, (await api.get("/stats/jobs")).body]).toEqual(statsBefore);
+        expect(after.totalTasksSubmitted - before.totalTasksSubmitted).toBe(3);
+        expect(after.tasksCompleted - before.tasksCompleted).toBe(2);
+        expect(after.tasksFailed - before.tasksFailed).toBe(1);
+        // Statistics equal the listing's counts (every page), once the stream has caught up.
+        await expect
+          .poll(async () => statisticsAgainstListing(api), { timeout: 15_000 })
+          .toEqual({ agree: true });
       });
     });
 
@@ -545,9 +564,43 @@ export function describeJobsApi(
   });
 }
 
+/** Whether `GET /stats` counts exactly what the listing (`GET /tasks`, every page) holds, by status. */
+async function statisticsAgainstListing(api: ReturnType<typeof apiClient>): Promise<unknown> {
+  const listed: Record<string, number> = {};
+  let total = 0;
+  let cursor: string | undefined;
+  do {
+    const page = (await api.get(`/tasks?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`))
+      .body;
+    for (const task of page.items) {
+      listed[task.status] = (listed[task.status] ?? 0) + 1;
+      total++;
+    }
+    cursor = page.nextCursor;
+  } while (cursor);
+  const stats = (await api.get("/stats")).body;
+  const counted = {
+    total: stats.totalTasksSubmitted,
+    completed: stats.tasksCompleted,
+    failed: stats.tasksFailed,
+    canceled: stats.tasksCanceled,
+    rejected: stats.tasksRejected,
+    open: stats.tasksPending + stats.tasksInProgress,
+  };
+  const expected = {
+    total,
+    completed: listed.completed ?? 0,
+    failed: listed.failed ?? 0,
+    canceled: listed.canceled ?? 0,
+    rejected: listed.rejected ?? 0,
+    open: (listed.submitted ?? 0) + (listed.working ?? 0) + (listed["input-required"] ?? 0),
+  };
+  return JSON.stringify(counted) === JSON.stringify(expected) ? { agree: true } : { counted, expected };
+}
+
 /**
- * Starts a local runtime for the jobs suite (embedded or emulated: both keep the in-process bus,
- * which is what lets the suite replay events), with a quick timer so deadlines are met within a few
+ * Starts a local runtime for the jobs suite (embedded or emulated: the suite reaches the runtime's
+ * task stream to fail batches after they were committed), with a quick timer so deadlines are met within a few
  * hundred milliseconds.
  */
 export async function startJobsRuntime(mode: RuntimeMode): Promise<RunningJobsSystem> {
@@ -570,19 +623,24 @@ export async function startJobsRuntime(mode: RuntimeMode): Promise<RunningJobsSy
   return {
     url: runtime.url,
     stop: () => runtime.stop(),
-    async replayTaskEvents(jobId) {
-      if (!(runtime.bus instanceof MemoryEventBus))
-        throw new Error("the local runtime's bus is not the embedded one");
-      // The bus keeps no history: the terminal events are rebuilt from the task records, as a replay would carry them.
-      const job = await runtime.jobs.get(jobId);
-      const tasks = await Promise.all(job.taskIds.map((taskId) => runtime.store.get(taskId)));
-      const events = tasks
-        .flatMap((task) => (task === undefined ? [] : [lifecycleEvent(task)]))
-        .filter((e) => TERMINAL_TASK_DETAIL_TYPES.includes(e["detail-type"]));
-      // Twice, the second time in reverse: duplicated and reordered.
-      await runtime.bus.publish([...events, ...[...events].reverse()]);
-      await runtime.bus.idle();
-      return events.length;
+    failStreamBatchesAfterCommit() {
+      const stream = runtime.taskStream;
+      const process = stream.process;
+      // A batch is known by its first change: a redelivery starts there again (and may be longer).
+      const failedFirst = new Set<string>();
+      stream.process = async (changes: Parameters<typeof process>[0]) => {
+        const report = await process.call(stream, changes);
+        const first = changes[0]?.id;
+        if (first === undefined || failedFirst.has(first) || report.failedAt !== undefined) return report;
+        failedFirst.add(first);
+        throw new Error("injected: the stream consumer died after committing its batch");
+      };
+      return {
+        failed: () => failedFirst.size,
+        restore: () => {
+          stream.process = process;
+        },
+      };
     },
   };
 }
