@@ -172,18 +172,18 @@ function price(
   };
 }
 
-/**
- * Counts the events the platform would publish to EventBridge. The local runtime puts every task
- * lifecycle event on its in-process bus (free); the deployed stream consumer publishes none by
- * default (infra/constructs/aggregation.ts, `publishTaskEvents: "none"`), so only the others count.
- */
-function countPublished(runtime: LocalRuntime): { count(): number; reset(): void } {
+interface CallCounter {
+  count(): number;
+  reset(): void;
+}
+
+/** Wraps `target[method]` to add `weigh(argument)` to a count on every call. */
+function countCalls<T, A>(target: T, method: keyof T, weigh: (argument: A) => number): CallCounter {
   let n = 0;
-  const bus = runtime.bus as { publish(events: readonly BusEvent[]): Promise<void> };
-  const publish = bus.publish.bind(bus);
-  bus.publish = async (events) => {
-    n += events.filter((e) => !e["detail-type"].startsWith("Task ")).length;
-    await publish(events);
+  const original = (target[method] as (argument: A) => Promise<unknown>).bind(target);
+  (target as Record<keyof T, unknown>)[method] = async (argument: A) => {
+    n += weigh(argument);
+    return original(argument);
   };
   return {
     count: () => n,
@@ -193,21 +193,22 @@ function countPublished(runtime: LocalRuntime): { count(): number; reset(): void
   };
 }
 
+/**
+ * Counts the events the platform would publish to EventBridge. The local runtime puts every task
+ * lifecycle event on its in-process bus (free); the deployed stream consumer publishes none by
+ * default (infra/constructs/aggregation.ts, `publishTaskEvents: "none"`), so only the others count.
+ */
+function countPublished(runtime: LocalRuntime): CallCounter {
+  return countCalls(
+    runtime.bus,
+    "publish",
+    (events: readonly BusEvent[]) => events.filter((e) => !e["detail-type"].startsWith("Task ")).length,
+  );
+}
+
 /** Counts the task events the stream consumer hands to job fan-in. */
-function countFanIn(runtime: LocalRuntime): { count(): number; reset(): void } {
-  let n = 0;
-  const aggregator = runtime.aggregator;
-  const onTaskEvent = aggregator.onTaskEvent.bind(aggregator);
-  aggregator.onTaskEvent = async (event) => {
-    n++;
-    return onTaskEvent(event);
-  };
-  return {
-    count: () => n,
-    reset: () => {
-      n = 0;
-    },
-  };
+function countFanIn(runtime: LocalRuntime): CallCounter {
+  return countCalls(runtime.aggregator, "onTaskEvent", () => 1);
 }
 
 /** Waits until no request has been made for a while: the tail of the work (counters, clean-up) is in. */
