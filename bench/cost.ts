@@ -1,6 +1,7 @@
 import { type LocalRuntime, startLocalRuntime } from "#local/runtime";
 import type { IoTracker } from "#shared/adapters/aws/request-accounting";
 import type { BusEvent } from "#shared/domain/events";
+import { TERMINAL_TASK_DETAIL_TYPES } from "#shared/domain/events";
 import { assumedLatencyMs, FUNCTION_MEMORY_MB, PRICES } from "./prices.ts";
 
 /** One way of submitting tasks the bench prices. */
@@ -44,8 +45,6 @@ export interface CostResult {
   readonly usdPerMillion: number;
 }
 
-const TERMINAL = ["Task Completed", "Task Failed", "Task Canceled", "Task Rejected"];
-
 /**
  * `npm run bench -- cost`: what one noop task costs on AWS, measured on the emulated stack (DynamoDB
  * Local + fauxqs, the workers as their Lambda handlers, every DynamoDB request asking for
@@ -71,9 +70,12 @@ export async function measureCost(tasksPerWorkload = 200): Promise<CostResult[]>
     const fanIn = countFanIn(runtime);
     const finished = new Set<string>();
     const jobsDone = new Set<string>();
-    runtime.bus.subscribe({ source: ["agentry"], "detail-type": TERMINAL }, (event) => {
-      finished.add(String(event.detail.taskId));
-    });
+    runtime.bus.subscribe(
+      { source: ["agentry"], "detail-type": [...TERMINAL_TASK_DETAIL_TYPES] },
+      (event) => {
+        finished.add(String(event.detail.taskId));
+      },
+    );
     runtime.bus.subscribe({ source: ["agentry"], "detail-type": ["Job Completed"] }, (event) => {
       jobsDone.add(String(event.detail.jobId));
     });

@@ -1,8 +1,7 @@
 import type { RuntimeMode } from "#local/runtime";
 import { startLocalRuntime } from "#local/runtime";
+import { TERMINAL_TASK_DETAIL_TYPES } from "#shared/domain/events";
 import { percentiles } from "./bullmq-peer.ts";
-
-const TERMINAL = ["Task Completed", "Task Failed", "Task Canceled", "Task Rejected"];
 
 export interface Throughput {
   readonly mode: RuntimeMode;
@@ -31,12 +30,15 @@ export async function measureThroughput(mode: RuntimeMode, tasks: number): Promi
     const done = new Promise<void>((resolve) => {
       allDone = resolve;
     });
-    runtime.bus.subscribe({ source: ["agentry"], "detail-type": TERMINAL }, (event) => {
-      const start = submittedAt.get(String(event.detail.taskId));
-      if (start !== undefined) latencies.push(performance.now() - start);
-      if (event["detail-type"] !== "Task Completed") notCompleted++;
-      if (++finished === tasks) allDone();
-    });
+    runtime.bus.subscribe(
+      { source: ["agentry"], "detail-type": [...TERMINAL_TASK_DETAIL_TYPES] },
+      (event) => {
+        const start = submittedAt.get(String(event.detail.taskId));
+        if (start !== undefined) latencies.push(performance.now() - start);
+        if (event["detail-type"] !== "Task Completed") notCompleted++;
+        if (++finished === tasks) allDone();
+      },
+    );
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     for (let sent = 0; sent < tasks; sent += 100) {

@@ -1,4 +1,4 @@
-import { type BusEvent, DetailType } from "#shared/domain/events";
+import { type BusEvent, TERMINAL_TASK_DETAIL_TYPES } from "#shared/domain/events";
 import { changeCounters, changeEvent } from "#shared/domain/transitions";
 import type { EventPublisher } from "#shared/ports/event-bus";
 import type { CountedChange, TaskChange, TaskStore } from "#shared/ports/task-store";
@@ -6,12 +6,7 @@ import type { CountedChange, TaskChange, TaskStore } from "#shared/ports/task-st
 /** Which lifecycle events go to the bus: on AWS each is an EventBridge event, billed. */
 export type TaskEventPublishing = "all" | "terminal" | "none";
 
-const TERMINAL_EVENTS: ReadonlySet<string> = new Set([
-  DetailType.TaskCompleted,
-  DetailType.TaskFailed,
-  DetailType.TaskCanceled,
-  DetailType.TaskRejected,
-]);
+const TERMINAL_EVENTS: ReadonlySet<string> = new Set(TERMINAL_TASK_DETAIL_TYPES);
 
 /**
  * The publishing mode named by a setting (the aggregator's `PUBLISH_TASK_EVENTS`); unset is "none".

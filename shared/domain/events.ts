@@ -16,6 +16,14 @@ export const DetailType = {
 } as const;
 export type DetailTypeName = (typeof DetailType)[keyof typeof DetailType];
 
+/** The lifecycle events that end a task: the only ones that move a job. */
+export const TERMINAL_TASK_DETAIL_TYPES: readonly string[] = [
+  DetailType.TaskCompleted,
+  DetailType.TaskFailed,
+  DetailType.TaskCanceled,
+  DetailType.TaskRejected,
+];
+
 /**
  * An event in EventBridge's envelope shape, so the same patterns match locally and on AWS.
  * `id` is unique per logical event (for lifecycle events: `<taskId>:<version>`), which lets

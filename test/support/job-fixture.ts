@@ -5,16 +5,17 @@ import { MemoryTaskQueue } from "#shared/adapters/memory/task-queue";
 import { MemoryTaskStore } from "#shared/adapters/memory/task-store";
 import { platformConfig } from "#shared/agents/workers";
 import { Dispatcher } from "#shared/core/dispatcher";
-import { Aggregator, JOB_TASK_EVENT_PATTERN } from "#shared/core/jobs/aggregator";
+import { Aggregator } from "#shared/core/jobs/aggregator";
 import { JobService } from "#shared/core/jobs/job-service";
 import type { JobDeps } from "#shared/core/jobs/job-steps";
 import { createReducerRegistry, type ReducerDefinition } from "#shared/core/jobs/reducers";
 import { Supervisor } from "#shared/core/supervisor";
 import { TaskStream } from "#shared/core/task-stream";
 import { NonRetryableError } from "#shared/domain/errors";
-import type { BusEvent } from "#shared/domain/events";
+import { type BusEvent, EVENT_SOURCE, TERMINAL_TASK_DETAIL_TYPES } from "#shared/domain/events";
 import type { JsonValue } from "#shared/domain/job";
 import type { TaskInput } from "#shared/domain/task";
+import type { EventPattern } from "#shared/ports/event-bus";
 import type { JobStore } from "#shared/ports/job-store";
 import type { ReceivedTaskMessage } from "#shared/ports/task-queue";
 import type { TaskChange, TaskStore } from "#shared/ports/task-store";
@@ -40,6 +41,17 @@ export const echoTask = (value: JsonValue, fail = false): TaskInput => ({
  * by default), the aggregator subscribed to the embedded bus as in the local runtime, and a
  * dispatcher the test drives message by message.
  */
+/**
+ * Terminal lifecycle events of tasks that belong to a job, as the fixture's bus subscription feeds
+ * them to the aggregator. (The platform feeds it from the task stream instead, job tasks only;
+ * `onTaskEvent` ignores any other event either way.)
+ */
+const JOB_TASK_EVENT_PATTERN: EventPattern = {
+  source: [EVENT_SOURCE],
+  "detail-type": [...TERMINAL_TASK_DETAIL_TYPES],
+  detail: { jobId: [{ exists: true }] },
+};
+
 export function createJobFixture(
   options: {
     store?: TaskStore;
@@ -154,11 +166,7 @@ export function createJobFixture(
   const terminalEvents = (jobId: string): BusEvent[] =>
     bus
       .inspectPublished()
-      .filter(
-        (e) =>
-          e.detail.jobId === jobId &&
-          ["Task Completed", "Task Failed", "Task Canceled", "Task Rejected"].includes(e["detail-type"]),
-      );
+      .filter((e) => e.detail.jobId === jobId && TERMINAL_TASK_DETAIL_TYPES.includes(e["detail-type"]));
 
   return {
     config,

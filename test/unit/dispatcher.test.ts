@@ -10,6 +10,14 @@ const echo = async (input: unknown, ctx: TaskContext) => ({
   attempt: ctx.attempt,
 });
 
+/** The detail types of the lifecycle events published for one task, in order. */
+function publishedTypes(f: ReturnType<typeof createCoreFixture>, taskId: string): string[] {
+  return f.bus
+    .inspectPublished()
+    .filter((e) => e.detail.taskId === taskId)
+    .map((e) => e["detail-type"]);
+}
+
 describe("Dispatcher", () => {
   it("claims, runs and completes a task with one result and consistent statistics", async () => {
     const f = createCoreFixture();
@@ -45,12 +53,7 @@ describe("Dispatcher", () => {
     await f.dispatcher({ echo }).process(await f.receiveOne());
     await f.settled();
 
-    await f.settled();
-    const types = f.bus
-      .inspectPublished()
-      .filter((e) => e.detail.taskId === taskId)
-      .map((e) => e["detail-type"]);
-    expect(types).toEqual(["Task Submitted", "Task Started", "Task Completed"]);
+    expect(publishedTypes(f, taskId)).toEqual(["Task Submitted", "Task Started", "Task Completed"]);
   });
 
   it("F1: runs a task once when its message is delivered twice", async () => {
@@ -331,11 +334,7 @@ describe("Dispatcher", () => {
 
     expect(publish).toHaveBeenCalled();
     await f.settled();
-    const types = f.bus
-      .inspectPublished()
-      .filter((e) => e.detail.taskId === taskId)
-      .map((e) => e["detail-type"]);
-    expect(types).toEqual(["Task Submitted", "Task Started", "Task Completed"]);
+    expect(publishedTypes(f, taskId)).toEqual(["Task Submitted", "Task Started", "Task Completed"]);
     await f.settled();
     expect(await f.supervisor.statistics()).toMatchObject({
       totalTasksSubmitted: 1,

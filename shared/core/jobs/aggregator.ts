@@ -1,4 +1,4 @@
-import { type BusEvent, DetailType, EVENT_SOURCE } from "#shared/domain/events";
+import { type BusEvent, EVENT_SOURCE, TERMINAL_TASK_DETAIL_TYPES } from "#shared/domain/events";
 import {
   JOB_INDEX_METADATA_KEY,
   JOB_STEP_METADATA_KEY,
@@ -9,32 +9,11 @@ import {
 } from "#shared/domain/job";
 import { isTerminal } from "#shared/domain/lifecycle";
 import type { Task } from "#shared/domain/task";
-import type { EventPattern } from "#shared/ports/event-bus";
 import type { JobWriteOutcome } from "#shared/ports/job-store";
 import { forEachLimited } from "../concurrency.ts";
 import { JobStepError } from "./errors.ts";
 import { type JobDeps, JobSteps } from "./job-steps.ts";
 import { decideStep } from "./policies.ts";
-
-/** The lifecycle events that end a task: the only ones that move a job. */
-export const TERMINAL_TASK_DETAIL_TYPES: readonly string[] = [
-  DetailType.TaskCompleted,
-  DetailType.TaskFailed,
-  DetailType.TaskCanceled,
-  DetailType.TaskRejected,
-];
-
-/**
- * The EventBridge pattern of the events the aggregator consumes: terminal lifecycle events of tasks
- * that belong to a job. The platform feeds the aggregator from the table's stream (`TaskStream` hands
- * it job tasks' events only); this pattern is for a bus subscription that feeds it published events
- * instead (the test fixtures). `onTaskEvent` ignores any other event.
- */
-export const JOB_TASK_EVENT_PATTERN: EventPattern = {
-  source: [EVENT_SOURCE],
-  "detail-type": [...TERMINAL_TASK_DETAIL_TYPES],
-  detail: { jobId: [{ exists: true }] },
-};
 
 export type TaskEventReport =
   | { readonly kind: "recorded" | "duplicate"; readonly jobId: string; readonly taskId: string }
@@ -68,7 +47,7 @@ const RECONCILE_CONCURRENCY = 16;
  *
  * @example
  * const aggregator = new Aggregator({ jobs, tasks: store, supervisor, publisher: bus, reducers });
- * bus.subscribe(JOB_TASK_EVENT_PATTERN, (event) => aggregator.onTaskEvent(event));
+ * const stream = new TaskStream({ store, jobs: aggregator }); // job tasks' events, from the changes
  * setInterval(() => aggregator.advanceDueJobs(new Date()), 1_000);
  */
 export class Aggregator {
