@@ -2,6 +2,7 @@ import { appendFileSync } from "node:fs";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { ChangeMessageVisibilityCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { DYNAMODB_ITEM_OPERATIONS } from "#shared/adapters/aws/request-accounting";
 
 /**
  * The chaos run's fault injector, preloaded into the runtime and worker processes it starts
@@ -35,18 +36,7 @@ export type FaultKind = "throttle" | "5xx" | "5xx-after-apply" | "redelivery" | 
 
 /** Data-plane operations only: control-plane calls (CreateTable, CreateQueue…) run at start-up. */
 const FAULTABLE: Readonly<Record<string, ReadonlySet<string>>> = {
-  DynamoDB: new Set([
-    "GetItem",
-    "PutItem",
-    "UpdateItem",
-    "DeleteItem",
-    "Query",
-    "Scan",
-    "BatchGetItem",
-    "BatchWriteItem",
-    "TransactGetItems",
-    "TransactWriteItems",
-  ]),
+  DynamoDB: DYNAMODB_ITEM_OPERATIONS,
   SQS: new Set([
     "SendMessage",
     "SendMessageBatch",

@@ -108,8 +108,8 @@ export function attachRequestCounter<Input extends object, Output extends Metada
   );
 }
 
-/** Commands that accept `ReturnConsumedCapacity`. */
-const CAPACITY_COMMANDS: ReadonlySet<string> = new Set([
+/** DynamoDB's item (data-plane) operations: the ones that accept `ReturnConsumedCapacity`. */
+export const DYNAMODB_ITEM_OPERATIONS: ReadonlySet<string> = new Set([
   "GetItem",
   "PutItem",
   "UpdateItem",
@@ -226,7 +226,7 @@ export function attachCapacityMeter<Input extends object, Output extends Metadat
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const operation = (context.commandName ?? "").replace(/Command$/, "");
-      if (!CAPACITY_COMMANDS.has(operation)) return next(args);
+      if (!DYNAMODB_ITEM_OPERATIONS.has(operation)) return next(args);
       (args.input as Record<string, unknown>).ReturnConsumedCapacity = "INDEXES";
       const result = await next(args);
       const consumed = (result.output as { ConsumedCapacity?: CapacityShape | CapacityShape[] })
